@@ -1,0 +1,305 @@
+/**
+ * The contracts every @dfd plugin implements. They are deliberately small: a plugin implements one of
+ * them, registers it under a name, and the experiment runner wires the parts together.
+ *
+ * Conventions shared by every contract (see shared/reference/methods.md):
+ * - labels: 0 = real, 1 = fake; a "score" or "probability" is always P(fake);
+ * - pixel batches are NCHW `[B, 3, H, W]` float32, already normalised (the layout of PyTorch, Hugging Face
+ *   and the ONNX exports, so fixtures compare directly); tfjs encoders transpose internally;
+ * - spatial feature maps are NHWC `[B, h, w, C]` (tfjs' native conv layout);
+ * - every method that returns tensors hands ownership to the caller (the caller disposes, or runs it
+ *   inside `tf.tidy`).
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { Observable } from 'rxjs';
+import type { RunEvent } from './events.js';
+
+export type Label = 0 | 1;
+export type Split = 'train' | 'val' | 'test';
+
+/** Anything with trainable weights. Names are stable: they key optimizer state and checkpoints. */
+export interface Module {
+  /** Trainable variables by stable name (e.g. `ctx`, `meta_net.linear1.weight`). Frozen weights are not listed. */
+  trainableVariables(): Record<string, tf.Variable>;
+  /** Non-trainable state that must survive a checkpoint (e.g. running statistics). Optional. */
+  stateTensors?(): Record<string, tf.Tensor>;
+  dispose(): void;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Data
+
+/** An axis-aligned face region in the pixel coordinates of the image it belongs to. */
+export interface FaceBox {
+  /** e.g. `left_eye`, `right_eye`, `nose`, `mouth`, `jaw`. */
+  region: string;
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
+}
+
+/** One image (a frame of a video, or a still) with everything a method may need about it. */
+export interface Sample {
+  /** Stable unique id; the resolved file path unless the dataset says otherwise. */
+  id: string;
+  /** Absolute path of the image file. */
+  path: string;
+  label: Label;
+  /** The dataset/method this sample belongs to, e.g. `heygen`, `FF-real`. Used for per-subset metrics. */
+  subset: string;
+  split: Split;
+  /** Unique per (subset, label, video): never the bare parent-folder name, which collides across methods. */
+  videoId: string;
+  frameIndex?: number;
+  /** Face regions in source-image pixels (scaled by the image pipeline with every crop and resize). */
+  boxes?: FaceBox[];
+  /** Paths of extra per-image inputs by key, e.g. `{ lare: '/maps/x.safetensors' }`. */
+  extras?: Record<string, string>;
+}
+
+export interface SampleQuery {
+  split: Split;
+  /** Restrict to these subsets (dataset/method names or aliases). Default: every subset of the split. */
+  subsets?: string[];
+}
+
+/** Counts a dataset reports about what it could not load; nothing is silently dropped. */
+export interface DataIssues {
+  missing: number;
+  empty: number;
+  corrupt: number;
+  /** Human-readable descriptions (file path + what to do), capped by the dataset. */
+  messages: string[];
+}
+
+export interface Dataset {
+  readonly name: string;
+  /** Subsets present for a split. */
+  subsets(split: Split): Promise<string[]>;
+  /** Lists samples; never decodes images. */
+  samples(query: SampleQuery): Promise<Sample[]>;
+  /** Problems found while listing (missing folders, empty videos ...). */
+  issues?(): DataIssues;
+  /** A content digest of the listing, logged as the dataset input of a run. */
+  digest?(query: SampleQuery): Promise<string>;
+}
+
+/** What the model sees for one step. Tensors are owned by the batch; the consumer calls `dispose()`. */
+export interface Batch {
+  samples: Sample[];
+  /** `[B]` int32 labels. */
+  labels: tf.Tensor1D;
+  /** `[B, 3, H, W]` normalised pixels, when the detector needs pixels. */
+  pixels?: tf.Tensor4D;
+  /** `[B, D]` precomputed frozen image embeddings (feature cache), when the detector works on features. */
+  features?: tf.Tensor2D;
+  /** Extra per-image inputs by key, e.g. `lare` → `[B, 4, 32, 32]`. */
+  extras?: Record<string, tf.Tensor>;
+  /** `[B, R, 4]` boxes (x1, y1, x2, y2) in the pixel coordinates of `pixels`, regions in a fixed order. */
+  boxes?: tf.Tensor3D;
+  dispose(): void;
+}
+
+/** A source of batches for one split. Iterating twice with the same epoch index yields the same batches. */
+export interface BatchSource {
+  readonly size: number;
+  readonly batchSize: number;
+  /** Number of batches per epoch. */
+  readonly batchesPerEpoch: number;
+  batches(epoch: number, options?: { startBatch?: number }): AsyncIterable<Batch>;
+}
+
+export interface BatchSourceOptions {
+  split: Split;
+  batchSize: number;
+  /** Shuffle (train) or keep listing order (val/test). */
+  shuffle: boolean;
+  /** Apply training augmentation (train) or the deterministic eval transform. */
+  augment: boolean;
+  /** Seed for shuffling and augmentation; the same seed and epoch give the same batches. */
+  seed: number;
+  /** What the detector consumes. */
+  needs: Detector['needs'];
+  /** Drop a last partial batch (train). */
+  dropLast?: boolean;
+}
+
+/** Turns listed samples into batches: decoding, transforms, extras, feature caches. */
+export interface BatchLoader {
+  create(samples: Sample[], options: BatchSourceOptions): BatchSource;
+  /** Counted skips (corrupt images ...) so far. */
+  skipped?(): { count: number; messages: string[] };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Models
+
+export interface EncoderInfo {
+  name: string;
+  imageSize: number;
+  /** Size of the projected (joint) embedding. */
+  embedDim: number;
+  /** Width of the vision transformer (patch-token channels). */
+  visionWidth: number;
+  /** Width of the text transformer = token-embedding size (`ctx_dim` in CoOp). */
+  textWidth: number;
+  contextLength: number;
+  /** Patch grid side (224/16 = 14 for ViT-B/16). */
+  gridSize: number;
+  /** `exp(logit_scale)`, frozen (100 for the released CLIP checkpoints). */
+  logitScale: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+export interface ImageFeatures {
+  /** `[B, embedDim]` projected CLS embedding, not L2-normalised. */
+  embeds: tf.Tensor2D;
+  /** `[B, h, w, visionWidth]` last-layer patch tokens, without `ln_post` (as in CLIP). On request. */
+  patchTokens?: tf.Tensor4D;
+  /** Hidden states of requested layers, `[B, 1 + h*w, visionWidth]`, keyed by layer index (0 = embeddings). */
+  hiddenStates?: Record<number, tf.Tensor3D>;
+}
+
+export interface EncodeImageOptions {
+  patchTokens?: boolean;
+  hiddenLayers?: number[];
+}
+
+/** Token ids for the text tower: `[N, contextLength]` int32 plus the EOT position of each row. */
+export interface TokenizedText {
+  ids: tf.Tensor2D;
+  eotIndices: number[];
+  /** Number of BPE tokens in each text (without SOS/EOT). */
+  lengths: number[];
+}
+
+export type TextInput =
+  | { ids: tf.Tensor2D; eotIndices: number[] }
+  /** `[N, L, textWidth]` token embeddings (e.g. with learned context spliced in); gradients flow into them. */
+  | { embeddings: tf.Tensor3D; eotIndices: number[] };
+
+export interface Encoder extends Module {
+  readonly info: EncoderInfo;
+  encodeImage(pixels: tf.Tensor4D, options?: EncodeImageOptions): ImageFeatures;
+  tokenize(texts: string[]): TokenizedText;
+  /** `[N, L]` ids → `[N, L, textWidth]` token embeddings (frozen lookup). */
+  embedTokens(ids: tf.Tensor2D): tf.Tensor3D;
+  /** `[N, embedDim]` projected text features, not L2-normalised. */
+  encodeText(input: TextInput): tf.Tensor2D;
+  /** Make the image tower (or parts of it) trainable; frozen by default. */
+  setTrainable?(part: 'none' | 'vision' | 'text' | 'all'): void;
+}
+
+/** A fast frozen image path (e.g. onnxruntime) for feature extraction at scale. */
+export interface FrozenImageEncoder {
+  readonly info: EncoderInfo;
+  readonly engine: string;
+  /** `pixels` NCHW float32 of `count` images → `[count, embedDim]` embeddings (+ patch tokens NHWC when asked). */
+  embed(pixels: Float32Array, count: number, options?: { patchTokens?: boolean }): Promise<{
+    embeds: Float32Array;
+    patchTokens?: Float32Array;
+  }>;
+  /** A digest of the weights, used to key feature caches. */
+  readonly weightsDigest: string;
+  dispose(): Promise<void>;
+}
+
+export interface PromptContext {
+  encoder: Encoder;
+  /** `[B, embedDim]` L2-normalised image features, for conditional learners (CoCoOp). */
+  imageFeatures?: tf.Tensor2D;
+  training: boolean;
+}
+
+export interface PromptLearner extends Module {
+  readonly classNames: string[];
+  /** True when text features depend on the image (CoCoOp): then `textFeatures` returns `[B, nCls, D]`. */
+  readonly conditional: boolean;
+  /** `[nCls, D]` (or `[B, nCls, D]` when conditional) text features, not normalised. */
+  textFeatures(context: PromptContext): tf.Tensor2D | tf.Tensor3D;
+}
+
+export interface EnhancerInput {
+  image: ImageFeatures;
+  extras: Record<string, tf.Tensor>;
+  boxes?: tf.Tensor3D;
+  training: boolean;
+}
+
+/** Extra per-image signals in, features out (LaRE stage 2: EGRE, MLP, RoI). */
+export interface FeatureEnhancer extends Module {
+  /** Keys of `Batch.extras` this enhancer needs, e.g. `['lare']`. */
+  readonly requires: string[];
+  readonly outputDim: number;
+  /** What it needs from the encoder. */
+  readonly imageOptions?: EncodeImageOptions;
+  enhance(input: EnhancerInput): tf.Tensor2D;
+}
+
+/** Several feature sets in, one out (concat, sum, attention, RoI). */
+export interface Fuser extends Module {
+  outputDim(inputDims: number[]): number;
+  fuse(features: tf.Tensor2D[], training: boolean): tf.Tensor2D;
+}
+
+/** The assembled model: a batch in, logits out. */
+export interface Detector extends Module {
+  /** What the batches must contain. */
+  readonly needs: { pixels: boolean; features: boolean; extras: string[]; boxes: boolean };
+  /** Logits: `[B, 2]` (softmax, class 1 = fake) or `[B, 1]` (sigmoid). */
+  forward(batch: Batch, training: boolean): tf.Tensor2D;
+  /** Scalar loss from logits and `[B]` labels. */
+  loss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar;
+  /** `[B]` P(fake) from logits. */
+  probabilities(logits: tf.Tensor2D): tf.Tensor1D;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Evaluation and tracking
+
+export interface ScoredSet {
+  scores: Float64Array | number[];
+  labels: ArrayLike<number>;
+  subsets?: string[];
+  videoIds?: string[];
+}
+
+export interface MetricValues {
+  [metric: string]: number;
+}
+
+export interface EvaluationReport {
+  /** Metrics over everything evaluated. */
+  overall: MetricValues;
+  /** Metrics per subset, plus their mean under `mean` when there are subsets. */
+  subsets: Record<string, MetricValues>;
+  /** Protocol facts recorded with the numbers (selection split, frames per video, sampling ...). */
+  protocol: Record<string, string | number | boolean>;
+}
+
+export interface Evaluator {
+  readonly name: string;
+  /** Test subsets to evaluate, in report order. */
+  readonly subsets?: string[];
+  evaluate(scored: ScoredSet, protocol: Record<string, string | number | boolean>): EvaluationReport;
+  /** Writes the report files (report.json, report.html ...) into `dir`; returns the paths written. */
+  writeReport?(report: EvaluationReport, scored: ScoredSet, dir: string): Promise<string[]>;
+}
+
+export interface RunInfo {
+  runId: string;
+  experiment: string;
+  runDir: string;
+  /** Parent run id for sweeps. */
+  parentRunId?: string;
+}
+
+/** Subscribes to a run's events. A tracker that throws is detached with a warning; training goes on. */
+export interface Tracker {
+  readonly name: string;
+  attach(events: Observable<RunEvent>, run: RunInfo): void | Promise<void>;
+  /** Flushes and releases resources; called once after the `end` event. */
+  close(): Promise<void>;
+}

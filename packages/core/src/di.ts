@@ -1,0 +1,111 @@
+/**
+ * Our facade over tsyringe. Plugins see `inject`, `injectable`, the tokens below and `Resolver`; nothing
+ * depends on emitted decorator metadata (esbuild/tsx don't emit it), so every constructor parameter of a
+ * component class carries an explicit `@inject(TOKEN)`.
+ */
+import 'reflect-metadata';
+import { container as rootContainer, inject, injectable, Lifecycle, type DependencyContainer } from 'tsyringe';
+
+export { inject, injectable };
+
+/** The DI tokens of the parts an experiment is assembled from. */
+export const TOKENS = {
+  Encoder: Symbol.for('dfd.Encoder'),
+  FrozenImageEncoder: Symbol.for('dfd.FrozenImageEncoder'),
+  PromptLearner: Symbol.for('dfd.PromptLearner'),
+  FeatureEnhancer: Symbol.for('dfd.FeatureEnhancer'),
+  Fuser: Symbol.for('dfd.Fuser'),
+  Detector: Symbol.for('dfd.Detector'),
+  Evaluator: Symbol.for('dfd.Evaluator'),
+  Dataset: Symbol.for('dfd.Dataset'),
+  /** Turns samples into batches (image pipeline, feature cache ...): `BatchLoader`. */
+  BatchLoader: Symbol.for('dfd.BatchLoader'),
+  /** The seeded random source of the experiment (`Rng`). */
+  Rng: Symbol.for('dfd.Rng'),
+  /** The run context (`RunContext`): run directory, experiment name, emit(). */
+  RunContext: Symbol.for('dfd.RunContext'),
+  /** The resolved experiment definition (`ResolvedExperiment`). */
+  Experiment: Symbol.for('dfd.Experiment'),
+} as const;
+
+/** The component kinds a plugin can register, each with its token. */
+export const COMPONENT_KINDS = {
+  encoder: TOKENS.Encoder,
+  promptLearner: TOKENS.PromptLearner,
+  enhancer: TOKENS.FeatureEnhancer,
+  fuser: TOKENS.Fuser,
+  detector: TOKENS.Detector,
+  evaluator: TOKENS.Evaluator,
+  dataset: TOKENS.Dataset,
+  loader: TOKENS.BatchLoader,
+  tracker: Symbol.for('dfd.Tracker'),
+} as const;
+
+export type ComponentKind = keyof typeof COMPONENT_KINDS;
+
+const configTokens = new Map<ComponentKind, symbol>();
+/**
+ * The token under which a component's validated, defaulted config is registered in the experiment's
+ * container: `@inject(configToken('promptLearner')) config: CoOpConfig`.
+ */
+export function configToken(kind: ComponentKind): symbol {
+  let token = configTokens.get(kind);
+  if (!token) {
+    token = Symbol.for(`dfd.config.${kind}`);
+    configTokens.set(kind, token);
+  }
+  return token;
+}
+
+export type Token<T = unknown> = symbol | string | (new (...args: never[]) => T);
+
+/** What a factory sees: resolve by token, nothing else. */
+export interface Resolver {
+  resolve<T>(token: Token<T>): T;
+  isRegistered(token: Token): boolean;
+}
+
+/** One experiment's container: a child of the (empty) root, so experiments share nothing mutable. */
+export class ExperimentContainer implements Resolver {
+  private constructor(private readonly inner: DependencyContainer) {}
+
+  static create(): ExperimentContainer {
+    return new ExperimentContainer(rootContainer.createChildContainer());
+  }
+
+  registerValue<T>(token: Token<T>, value: T): void {
+    this.inner.register(token as symbol, { useValue: value });
+  }
+
+  /** A class whose constructor parameters all carry `@inject(...)`; one instance per experiment. */
+  registerClass<T>(token: Token<T>, cls: new (...args: never[]) => T): void {
+    this.inner.register(token as symbol, { useClass: cls as never }, { lifecycle: Lifecycle.ContainerScoped });
+  }
+
+  /** A factory, called once per experiment. */
+  registerFactory<T>(token: Token<T>, factory: (resolver: Resolver) => T): void {
+    let made = false;
+    let value: T;
+    this.inner.register(token as symbol, {
+      useFactory: () => {
+        if (!made) {
+          value = factory(this);
+          made = true;
+        }
+        return value;
+      },
+    });
+  }
+
+  resolve<T>(token: Token<T>): T {
+    return this.inner.resolve(token as symbol) as T;
+  }
+
+  isRegistered(token: Token): boolean {
+    return this.inner.isRegistered(token as symbol, true);
+  }
+
+  dispose(): void {
+    this.inner.clearInstances();
+  }
+}

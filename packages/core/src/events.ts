@@ -1,0 +1,127 @@
+/**
+ * The typed run-event stream. Training emits these; the run directory, the console progress display
+ * and trackers (MLflow ...) all subscribe to the same stream. Every event carries `time` (ms since epoch).
+ */
+import { Subject, type Observable } from 'rxjs';
+import type { EvaluationReport, MetricValues } from './contracts.js';
+
+export type RunStatus = 'finished' | 'failed' | 'killed';
+
+export interface RunStartEvent {
+  type: 'run-start';
+  time: number;
+  runId: string;
+  experiment: string;
+  runName: string;
+  runDir: string;
+  /** The resolved (validated, defaulted) experiment configuration. */
+  config: Record<string, unknown>;
+  /** Tags to record on the run (backend, protocol, package versions, git commit ...). */
+  tags: Record<string, string>;
+  /** Datasets used, for lineage. */
+  datasets: Array<{ name: string; digest: string; source: string; context: 'training' | 'validation' | 'testing' }>;
+  totalSteps: number;
+  resumedFromStep?: number;
+  parentRunId?: string;
+}
+
+export interface StepEvent {
+  type: 'step';
+  time: number;
+  step: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  imagesPerSecond: number;
+  totalSteps: number;
+  /** Extra scalar training metrics (gradient norm ...). */
+  metrics?: MetricValues;
+}
+
+export interface EpochEvent {
+  type: 'epoch';
+  time: number;
+  epoch: number;
+  step: number;
+  metrics: MetricValues;
+}
+
+export interface EvalEvent {
+  type: 'eval';
+  time: number;
+  step: number;
+  epoch: number;
+  split: 'val' | 'test';
+  report: EvaluationReport;
+}
+
+export interface CheckpointEvent {
+  type: 'checkpoint';
+  time: number;
+  step: number;
+  epoch: number;
+  path: string;
+  /** `last` is the resumable checkpoint; `best` the one selected on validation. */
+  kind: 'last' | 'best';
+  /** The validation metric that selected it, when `kind === 'best'`. */
+  selectedBy?: { metric: string; value: number };
+}
+
+export interface ArtifactEvent {
+  type: 'artifact';
+  time: number;
+  /** Absolute path on disk. */
+  path: string;
+  /** Path relative to the run directory; trackers upload it under this name. */
+  name: string;
+}
+
+export interface WarningEvent {
+  type: 'warning';
+  time: number;
+  source: string;
+  message: string;
+}
+
+export interface RunEndEvent {
+  type: 'end';
+  time: number;
+  status: RunStatus;
+  step: number;
+  error?: string;
+}
+
+export type RunEvent =
+  | RunStartEvent
+  | StepEvent
+  | EpochEvent
+  | EvalEvent
+  | CheckpointEvent
+  | ArtifactEvent
+  | WarningEvent
+  | RunEndEvent;
+
+export type RunEventType = RunEvent['type'];
+
+/** Distributive Omit, so `emit({ type: 'step', ... })` type-checks per event kind. */
+export type EventInput<E extends RunEvent = RunEvent> = E extends RunEvent ? Omit<E, 'time'> & { time?: number } : never;
+
+/** A small wrapper around a Subject that stamps events with a time and refuses events after `end`. */
+export class RunEventBus {
+  private readonly subject = new Subject<RunEvent>();
+  private ended = false;
+  readonly events$: Observable<RunEvent> = this.subject.asObservable();
+
+  emit(event: EventInput): RunEvent {
+    const stamped = { time: Date.now(), ...event } as RunEvent;
+    if (this.ended) return stamped;
+    if (stamped.type === 'end') this.ended = true;
+    this.subject.next(stamped);
+    if (stamped.type === 'end') this.subject.complete();
+    return stamped;
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * @dfd/core: contracts, DI facade, plugin registry, experiment definition and runner, trainer, metrics,
+ * checkpoints, safetensors I/O, tensor backend selection and the `dfd` CLI.
+ */
+/**
+ * The tfjs namespace every @dfd package uses. Plugins import `tf` from here rather than from
+ * @tensorflow/tfjs directly, so one tfjs instance (one engine, one backend, all gradients registered)
+ * serves the whole process.
+ */
+export * as tf from '@tensorflow/tfjs';
+export * from './contracts.js';
+export * from './events.js';
+export * from './di.js';
+export * from './plugin.js';
+export * from './experiment.js';
+export * from './rng.js';
+export * from './safetensors.js';
+export * from './backend.js';
+export * from './cli/command.js';

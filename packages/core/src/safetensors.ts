@@ -1,0 +1,269 @@
+/**
+ * Safetensors I/O (https://github.com/huggingface/safetensors format): an 8-byte little-endian header
+ * length, a JSON header `{name: {dtype, shape, data_offsets}, __metadata__?: {string: string}}`, then the
+ * raw little-endian tensor bytes.
+ *
+ * The reader opens the file, parses only the header, and reads each tensor's byte range on demand into
+ * its own buffer, so a 1.7 GB ViT-L/14 checkpoint is never held twice in memory. F16 and BF16 are widened
+ * to float32 on read. The writer streams tensor by tensor and renames into place, so a crash never
+ * leaves a half-written checkpoint under the final name.
+ */
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+
+export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+const BYTES_PER_ELEMENT: Record<SafetensorsDType, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+export interface TensorInfo {
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** Byte offsets relative to the start of the data section. */
+  dataOffsets: [number, number];
+}
+
+export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | BigInt64Array;
+
+export interface NamedTensor {
+  dtype: SafetensorsDType;
+  shape: number[];
+  data: TensorData;
+}
+
+export class SafetensorsError extends Error {
+  override name = 'SafetensorsError';
+}
+
+/** Upper bound on the header size, as in the reference implementation (100 MB). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    private readonly tensors: Map<string, TensorInfo>,
+    readonly metadata: Record<string, string>,
+    private readonly dataStart: number,
+  ) {}
+
+  static async open(path: string): Promise<SafetensorsFile> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (error) {
+      throw new SafetensorsError(`cannot open safetensors file ${path}: ${(error as Error).message}`);
+    }
+    try {
+      const { size } = await handle.stat();
+      if (size < 8) throw new SafetensorsError(`${path} is not a safetensors file (only ${size} bytes)`);
+      const lengthBytes = Buffer.alloc(8);
+      await handle.read(lengthBytes, 0, 8, 0);
+      const headerLength = Number(lengthBytes.readBigUInt64LE(0));
+      if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > size) {
+        throw new SafetensorsError(
+          `${path} is not a safetensors file (header length ${headerLength} does not fit a ${size}-byte file)`,
+        );
+      }
+      const headerBytes = Buffer.alloc(headerLength);
+      await handle.read(headerBytes, 0, headerLength, 8);
+      let header: Record<string, unknown>;
+      try {
+        header = JSON.parse(headerBytes.toString('utf8')) as Record<string, unknown>;
+      } catch {
+        throw new SafetensorsError(`${path} has a corrupt safetensors header (not JSON)`);
+      }
+      const dataStart = 8 + headerLength;
+      const dataLength = size - dataStart;
+      const tensors = new Map<string, TensorInfo>();
+      let metadata: Record<string, string> = {};
+      for (const [name, raw] of Object.entries(header)) {
+        if (name === '__metadata__') {
+          metadata = (raw ?? {}) as Record<string, string>;
+          continue;
+        }
+        const entry = raw as { dtype: SafetensorsDType; shape: number[]; data_offsets: [number, number] };
+        const bytes = BYTES_PER_ELEMENT[entry.dtype];
+        if (bytes === undefined) throw new SafetensorsError(`${path}: tensor ${name} has unsupported dtype ${entry.dtype}`);
+        const [begin, end] = entry.data_offsets;
+        const elements = entry.shape.reduce((a, b) => a * b, 1);
+        if (end - begin !== elements * bytes || end > dataLength || begin < 0) {
+          throw new SafetensorsError(
+            `${path}: tensor ${name} (${entry.dtype} ${JSON.stringify(entry.shape)}) has byte range [${begin}, ${end}) ` +
+              `that does not match its shape or the file size; the file is truncated or corrupt`,
+          );
+        }
+        tensors.set(name, { dtype: entry.dtype, shape: entry.shape, dataOffsets: [begin, end] });
+      }
+      return new SafetensorsFile(path, handle, tensors, metadata, dataStart);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new SafetensorsError(`${this.path} has no tensor named '${name}'`);
+    return info;
+  }
+
+  /** Reads a tensor's raw bytes in the stored dtype. */
+  async readRaw(name: string): Promise<{ info: TensorInfo; bytes: Buffer }> {
+    const info = this.info(name);
+    const [begin, end] = info.dataOffsets;
+    // Allocate a fresh (not pooled) buffer so typed-array views start at offset 0 and are aligned.
+    const bytes = Buffer.alloc(end - begin);
+    if (bytes.length > 0) await this.handle.read(bytes, 0, bytes.length, this.dataStart + begin);
+    return { info, bytes };
+  }
+
+  /** Reads a floating-point tensor as float32 (F16/BF16/F64 are converted). */
+  async readFloat32(name: string): Promise<{ shape: number[]; data: Float32Array }> {
+    const { info, bytes } = await this.readRaw(name);
+    return { shape: info.shape, data: toFloat32(info.dtype, bytes, `${this.path}:${name}`) };
+  }
+
+  /** Reads a tensor in its own dtype (floats as float32/float64, integers as their typed array). */
+  async read(name: string): Promise<NamedTensor> {
+    const { info, bytes } = await this.readRaw(name);
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    switch (info.dtype) {
+      case 'F64':
+        return { dtype: 'F64', shape: info.shape, data: new Float64Array(buffer) };
+      case 'I64':
+        return { dtype: 'I64', shape: info.shape, data: new BigInt64Array(buffer) };
+      case 'I32':
+        return { dtype: 'I32', shape: info.shape, data: new Int32Array(buffer) };
+      case 'I16':
+        return { dtype: 'I16', shape: info.shape, data: new Int16Array(buffer) };
+      case 'I8':
+        return { dtype: 'I8', shape: info.shape, data: new Int8Array(buffer) };
+      case 'U8':
+      case 'BOOL':
+        return { dtype: info.dtype, shape: info.shape, data: new Uint8Array(buffer) };
+      default:
+        return { dtype: 'F32', shape: info.shape, data: toFloat32(info.dtype, bytes, `${this.path}:${name}`) };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/** Reads every tensor of a file (for small files such as checkpoints of prompt learners). */
+export async function readSafetensors(path: string): Promise<{ tensors: Record<string, NamedTensor>; metadata: Record<string, string> }> {
+  const file = await SafetensorsFile.open(path);
+  try {
+    const tensors: Record<string, NamedTensor> = {};
+    for (const name of file.names()) tensors[name] = await file.read(name);
+    return { tensors, metadata: file.metadata };
+  } finally {
+    await file.close();
+  }
+}
+
+function dtypeOf(data: TensorData): SafetensorsDType {
+  if (data instanceof Float32Array) return 'F32';
+  if (data instanceof Float64Array) return 'F64';
+  if (data instanceof Int32Array) return 'I32';
+  if (data instanceof Int16Array) return 'I16';
+  if (data instanceof Int8Array) return 'I8';
+  if (data instanceof BigInt64Array) return 'I64';
+  return 'U8';
+}
+
+/**
+ * Writes tensors (keys sorted, as the reference writer does) and string metadata. Writes to
+ * `<path>.tmp-<pid>` and renames, so readers never see a partial file.
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: Record<string, { shape: number[]; data: TensorData; dtype?: SafetensorsDType }>,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  const names = Object.keys(tensors).sort();
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const name of names) {
+    const tensor = tensors[name]!;
+    const dtype = tensor.dtype ?? dtypeOf(tensor.data);
+    const elements = tensor.shape.reduce((a, b) => a * b, 1);
+    if (elements !== tensor.data.length) {
+      throw new SafetensorsError(`tensor ${name}: shape ${JSON.stringify(tensor.shape)} needs ${elements} values, got ${tensor.data.length}`);
+    }
+    const length = tensor.data.byteLength;
+    header[name] = { dtype, shape: tensor.shape, data_offsets: [offset, offset + length] };
+    offset += length;
+  }
+  let headerJson = JSON.stringify(header);
+  // Pad the header with spaces to a multiple of 8 bytes so the data section is aligned.
+  const headerBytesLength = Buffer.byteLength(headerJson);
+  headerJson += ' '.repeat((8 - (headerBytesLength % 8)) % 8);
+  const headerBytes = Buffer.from(headerJson, 'utf8');
+  const lengthBytes = Buffer.alloc(8);
+  lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
+
+  const temporary = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const handle = await open(temporary, 'w');
+  try {
+    await handle.write(lengthBytes);
+    await handle.write(headerBytes);
+    for (const name of names) {
+      const data = tensors[name]!.data;
+      await handle.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  await handle.close();
+  await rename(temporary, path);
+}
+
+/** IEEE half → float32. */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const fraction = h & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+function toFloat32(dtype: SafetensorsDType, bytes: Buffer, where: string): Float32Array {
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  switch (dtype) {
+    case 'F32':
+      return new Float32Array(buffer);
+    case 'F64':
+      return Float32Array.from(new Float64Array(buffer));
+    case 'F16': {
+      const halves = new Uint16Array(buffer);
+      const out = new Float32Array(halves.length);
+      for (let i = 0; i < halves.length; i++) out[i] = halfToFloat(halves[i]!);
+      return out;
+    }
+    case 'BF16': {
+      // bfloat16 is the top 16 bits of a float32.
+      const halves = new Uint16Array(buffer);
+      const words = new Uint32Array(halves.length);
+      for (let i = 0; i < halves.length; i++) words[i] = halves[i]! << 16;
+      return new Float32Array(words.buffer);
+    }
+    default:
+      throw new SafetensorsError(`${where}: dtype ${dtype} is not a floating-point type`);
+  }
+}
