@@ -1,0 +1,7 @@
+/**
+ * The commands @dfd/core itself contributes. Plugin packages contribute theirs through
+ * `registrar.command(...)`; `dfd` merges both lists (see cli/main.ts). Add a core command here.
+ */
+import type { CliCommand } from './command.js';
+
+export const builtinCommands: CliCommand[] = [];
