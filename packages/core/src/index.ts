@@ -17,3 +17,4 @@ export * from './rng.js';
 export * from './safetensors.js';
 export * from './backend.js';
 export * from './cli/command.js';
+export * from './metrics/index.js';
