@@ -4,11 +4,36 @@
  */
 import { definePlugin } from './plugin.js';
 import { builtinCommands } from './cli/builtin-commands.js';
+import { TOKENS } from './di.js';
+import type { Encoder, FeatureEnhancer, Fuser, PromptLearner } from './contracts.js';
+import type { Rng } from './rng.js';
+import { ClipPromptConfigSchema, ClipPromptDetector } from './detectors/clip-prompt.js';
 
 export const corePlugin = definePlugin({
   name: '@dfd/core',
   version: '0.1.0',
   register(registrar) {
     for (const command of builtinCommands) registrar.command(command);
+    registrar.add({
+      kind: 'detector',
+      name: 'clip-prompt',
+      description: 'logit_scale · cos(image [+ enhancers, fused], prompt text features) — CoOp/CoCoOp/CLIPping head',
+      config: ClipPromptConfigSchema,
+      useFactory: (config, resolver) => {
+        const need = <T>(token: symbol, what: string): T => {
+          if (!resolver.isRegistered(token)) {
+            throw new Error(`the clip-prompt detector needs ${what}: add it to the experiment (e.g. \`${what}: { use: ... }\`)`);
+          }
+          return resolver.resolve<T>(token);
+        };
+        return new ClipPromptDetector(config, {
+          encoder: need<Encoder>(TOKENS.Encoder, 'encoder'),
+          promptLearner: need<PromptLearner>(TOKENS.PromptLearner, 'promptLearner'),
+          enhancers: resolver.isRegistered(TOKENS.FeatureEnhancers) ? resolver.resolve<FeatureEnhancer[]>(TOKENS.FeatureEnhancers) : [],
+          fuser: resolver.isRegistered(TOKENS.Fuser) ? resolver.resolve<Fuser>(TOKENS.Fuser) : undefined,
+          rng: resolver.resolve<Rng>(TOKENS.Rng).fork('clip-prompt'),
+        });
+      },
+    });
   },
 });

@@ -4,7 +4,7 @@
  * component class carries an explicit `@inject(TOKEN)`.
  */
 import 'reflect-metadata';
-import { container as rootContainer, inject, injectable, Lifecycle, type DependencyContainer } from 'tsyringe';
+import { container as rootContainer, inject, injectable, type DependencyContainer } from 'tsyringe';
 
 export { inject, injectable };
 
@@ -16,6 +16,8 @@ export const TOKENS = {
   FeatureEnhancer: Symbol.for('dfd.FeatureEnhancer'),
   Fuser: Symbol.for('dfd.Fuser'),
   Detector: Symbol.for('dfd.Detector'),
+  /** All configured FeatureEnhancers of the experiment, in order (`FeatureEnhancer[]`, possibly empty). */
+  FeatureEnhancers: Symbol.for('dfd.FeatureEnhancers'),
   Evaluator: Symbol.for('dfd.Evaluator'),
   Dataset: Symbol.for('dfd.Dataset'),
   /** Turns samples into batches (image pipeline, feature cache ...): `BatchLoader`. */
@@ -65,24 +67,38 @@ export interface Resolver {
   isRegistered(token: Token): boolean;
 }
 
-/** One experiment's container: a child of the (empty) root, so experiments share nothing mutable. */
+/**
+ * One experiment's container: a child of the (empty) root, so experiments share nothing mutable. Every
+ * component is created at most once per container (lazily, on first resolve) and remembered, so
+ * `dispose()` releases exactly what was created.
+ */
 export class ExperimentContainer implements Resolver {
+  private readonly created: unknown[] = [];
+
   private constructor(private readonly inner: DependencyContainer) {}
 
   static create(): ExperimentContainer {
     return new ExperimentContainer(rootContainer.createChildContainer());
   }
 
+  /** A scope that sees this container's registrations and can override some (one enhancer's config ...). */
+  createChild(): ExperimentContainer {
+    const child = new ExperimentContainer(this.inner.createChildContainer());
+    // Instances created in the child are released with the parent.
+    (child as unknown as { created: unknown[] }).created = this.created;
+    return child;
+  }
+
   registerValue<T>(token: Token<T>, value: T): void {
     this.inner.register(token as symbol, { useValue: value });
   }
 
-  /** A class whose constructor parameters all carry `@inject(...)`; one instance per experiment. */
+  /** A class whose constructor parameters all carry `@inject(...)`; one instance per container. */
   registerClass<T>(token: Token<T>, cls: new (...args: never[]) => T): void {
-    this.inner.register(token as symbol, { useClass: cls as never }, { lifecycle: Lifecycle.ContainerScoped });
+    this.registerFactory(token, () => this.inner.resolve(cls as never) as T);
   }
 
-  /** A factory, called once per experiment. */
+  /** A factory, called at most once per container. */
   registerFactory<T>(token: Token<T>, factory: (resolver: Resolver) => T): void {
     let made = false;
     let value: T;
@@ -91,6 +107,7 @@ export class ExperimentContainer implements Resolver {
         if (!made) {
           value = factory(this);
           made = true;
+          this.created.push(value);
         }
         return value;
       },
@@ -105,7 +122,11 @@ export class ExperimentContainer implements Resolver {
     return this.inner.isRegistered(token as symbol, true);
   }
 
+  /** Disposes every created component that has `dispose()`, newest first, then forgets them. */
   dispose(): void {
+    for (const instance of this.created.splice(0).reverse()) {
+      (instance as { dispose?: () => void } | undefined)?.dispose?.();
+    }
     this.inner.clearInstances();
   }
 }

@@ -125,3 +125,46 @@ export class RunEventBus {
     return this.ended;
   }
 }
+
+/** One metric value at a step, as recorded in `metrics.jsonl` and sent to trackers. */
+export interface MetricPoint {
+  key: string;
+  value: number;
+  step: number;
+  timestamp: number;
+}
+
+/**
+ * The metric points an event carries, with the names every sink uses: `train/loss`, `train/lr`,
+ * `train/images_per_sec`, `train/<metric>`, `val/auc`, `val/<subset>/auc`, `test/<subset>/auc` ...
+ * The run directory and trackers both call this, so local and remote names never drift apart.
+ */
+export function metricPointsOf(event: RunEvent): MetricPoint[] {
+  const at = (key: string, value: number, step: number): MetricPoint => ({ key, value, step, timestamp: event.time });
+  switch (event.type) {
+    case 'step': {
+      const points = [
+        at('train/loss', event.loss, event.step),
+        at('train/lr', event.lr, event.step),
+        at('train/images_per_sec', event.imagesPerSecond, event.step),
+      ];
+      for (const [key, value] of Object.entries(event.metrics ?? {})) points.push(at(`train/${key}`, value, event.step));
+      return points;
+    }
+    case 'epoch':
+      return [
+        at('train/epoch', event.epoch, event.step),
+        ...Object.entries(event.metrics).map(([key, value]) => at(`train/epoch_${key}`, value, event.step)),
+      ];
+    case 'eval': {
+      const points: MetricPoint[] = [];
+      for (const [key, value] of Object.entries(event.report.overall)) points.push(at(`${event.split}/${key}`, value, event.step));
+      for (const [subset, values] of Object.entries(event.report.subsets)) {
+        for (const [key, value] of Object.entries(values)) points.push(at(`${event.split}/${subset}/${key}`, value, event.step));
+      }
+      return points;
+    }
+    default:
+      return [];
+  }
+}

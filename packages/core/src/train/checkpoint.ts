@@ -1,0 +1,93 @@
+/**
+ * Checkpoints: every trainable variable, optimizer slots and scalars, schedule state, RNG state and the
+ * position (step, epoch, batch within the epoch), in one safetensors file with the non-tensor state as
+ * JSON metadata. Loading restores all of it, so a killed run resumes to bit-identical weights.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { readSafetensors, writeSafetensors, type NamedTensor } from '../safetensors.js';
+import type { RngState } from '../rng.js';
+import type { ScheduleState } from './schedules.js';
+
+export const CHECKPOINT_FORMAT = 'dfd-checkpoint/1';
+
+export interface TrainingPosition {
+  step: number;
+  /** Epoch the next batch belongs to. */
+  epoch: number;
+  /** Index of the next batch within `epoch`. */
+  batchInEpoch: number;
+}
+
+export interface CheckpointState {
+  position: TrainingPosition;
+  rng: RngState;
+  schedule: ScheduleState;
+  optimizerScalars: Record<string, number>;
+  /** Best validation value so far and the step it was reached at. */
+  best?: { value: number; step: number; metric: string };
+  /** Consecutive non-finite losses (carried so a resume does not reset the guard). */
+  nonFiniteLosses?: number;
+}
+
+export async function saveCheckpoint(
+  path: string,
+  model: Record<string, tf.Tensor>,
+  optimizerTensors: Record<string, tf.Tensor>,
+  state: CheckpointState | { weightsOnly: true; step: number; metric?: { name: string; value: number } },
+): Promise<void> {
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [name, tensor] of Object.entries(model)) {
+    tensors[`model/${name}`] = { shape: tensor.shape, data: (await tensor.data()) as Float32Array };
+  }
+  for (const [name, tensor] of Object.entries(optimizerTensors)) {
+    tensors[`optim/${name}`] = { shape: tensor.shape, data: (await tensor.data()) as Float32Array };
+  }
+  await writeSafetensors(path, tensors, { format: CHECKPOINT_FORMAT, state: JSON.stringify(state) });
+}
+
+export interface LoadedCheckpoint {
+  model: Record<string, NamedTensor>;
+  optimizer: Record<string, NamedTensor>;
+  state: CheckpointState | { weightsOnly: true; step: number; metric?: { name: string; value: number } };
+}
+
+export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
+  const { tensors, metadata } = await readSafetensors(path);
+  if (metadata.format !== CHECKPOINT_FORMAT) {
+    throw new Error(`${path} is not a @dfd checkpoint (format '${metadata.format ?? 'missing'}', expected ${CHECKPOINT_FORMAT})`);
+  }
+  const model: Record<string, NamedTensor> = {};
+  const optimizer: Record<string, NamedTensor> = {};
+  for (const [name, tensor] of Object.entries(tensors)) {
+    if (name.startsWith('model/')) model[name.slice(6)] = tensor;
+    else if (name.startsWith('optim/')) optimizer[name.slice(6)] = tensor;
+  }
+  return { model, optimizer, state: JSON.parse(metadata.state ?? '{}') };
+}
+
+/**
+ * Assigns checkpoint weights to variables. Every variable must be present with its exact shape: a
+ * mismatch names the variable, both shapes and the file, rather than training from a half-loaded model.
+ */
+export function assignWeights(variables: Record<string, tf.Variable>, weights: Record<string, NamedTensor>, source: string): void {
+  const missing = Object.keys(variables).filter((name) => !(name in weights));
+  if (missing.length) {
+    throw new Error(
+      `${source} lacks weights for ${missing.join(', ')}; it holds ${Object.keys(weights).join(', ') || 'nothing'}. ` +
+        `Was it saved by a different model configuration?`,
+    );
+  }
+  for (const [name, variable] of Object.entries(variables)) {
+    const weight = weights[name]!;
+    if (weight.shape.join(',') !== variable.shape.join(',')) {
+      throw new Error(
+        `${source}: weight ${name} has shape [${weight.shape.join(', ')}] but the model expects [${variable.shape.join(', ')}]`,
+      );
+    }
+    tf.tidy(() => variable.assign(tf.tensor(weight.data as Float32Array, weight.shape, variable.dtype)));
+  }
+}
+
+export function toTensors(weights: Record<string, NamedTensor>): Record<string, tf.Tensor> {
+  return Object.fromEntries(Object.entries(weights).map(([name, w]) => [name, tf.tensor(w.data as Float32Array, w.shape)]));
+}
