@@ -11,6 +11,9 @@ const alias = readdirSync(packagesDir)
 
 export default defineConfig({
   resolve: { alias },
+  // Test files live outside the packages' tsconfig `include`, so tell the transformer directly that
+  // we use TypeScript's legacy (parameter) decorators, as tsyringe's @inject needs.
+  oxc: { decorator: { legacy: true, emitDecoratorMetadata: false } },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'examples/test/**/*.test.ts', 'test/**/*.test.ts'],
     globalSetup: existsSync(fileURLToPath(new URL('./test/global-setup.ts', import.meta.url)))

@@ -96,6 +96,9 @@ export async function selectBackend(
     if (await tryWasm(loader, tried)) return remember({ name: 'wasm', tried });
     if (choice === 'wasm') throw new BackendError(`backend 'wasm' requested but it failed: ${tried.at(-1)?.outcome}`);
   }
+  // tfjs prints a "use tfjs-node" banner on first CPU use; the run records the backend itself, so
+  // silence tfjs' console logging (PROD only turns off its logging and debug checks).
+  tf.env().set('PROD', true);
   await tf.setBackend('cpu');
   tried.push({ name: 'cpu', outcome: 'selected' });
   return remember({ name: 'cpu', tried });

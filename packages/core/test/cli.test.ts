@@ -1,0 +1,81 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PassThrough } from 'node:stream';
+import { describe, expect, test } from 'vitest';
+import { cliMain } from '@dfd/core';
+
+const coreDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+function capture() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d) => (out += d));
+  stderr.on('data', (d) => (err += d));
+  return { io: { stdout, stderr, isTTY: false }, out: () => out, err: () => err };
+}
+
+/** A user project on disk with @dfd/core and one third-party plugin package installed in node_modules. */
+function projectWithPlugin(): string {
+  const project = mkdtempSync(join(tmpdir(), 'dfd-project-'));
+  mkdirSync(join(project, 'node_modules', '@dfd'), { recursive: true });
+  symlinkSync(coreDir, join(project, 'node_modules', '@dfd', 'core'));
+  const pkg = join(project, 'node_modules', '@dfd', 'plugin-demo');
+  mkdirSync(pkg, { recursive: true });
+  writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: '@dfd/plugin-demo', version: '1.2.3', type: 'module', exports: './index.js' }));
+  writeFileSync(
+    join(pkg, 'index.js'),
+    `import { definePlugin } from '@dfd/core';
+import { z } from 'zod';
+export const demo = definePlugin({ name: '@dfd/plugin-demo', version: '1.2.3', register(r) {
+  r.add({ kind: 'fuser', name: 'demo-sum', description: 'sums features', config: z.object({ scale: z.number().default(1) }), useFactory: () => ({}) });
+  r.command({ name: 'demo', summary: 'a demo command', usage: 'dfd demo', async run(args, io) { io.stdout.write('demo ran ' + args.join(' ') + '\\n'); return 0; } });
+} });
+export default demo;
+`,
+  );
+  // zod must resolve from the plugin package: link the workspace's copy.
+  symlinkSync(resolve(coreDir, '../../node_modules/zod'), join(project, 'node_modules', 'zod'));
+  return project;
+}
+
+describe('dfd CLI', () => {
+  test('`dfd plugins` lists core and discovered plugin components; `--json` gives their schemas', async () => {
+    const project = projectWithPlugin();
+    const text = capture();
+    expect(await cliMain(['plugins'], { ...text.io, cwd: project, env: {} })).toBe(0);
+    expect(text.out()).toMatch(/@dfd\/core@0\.1\.0/);
+    expect(text.out()).toMatch(/detector\s+clip-prompt/);
+    expect(text.out()).toMatch(/@dfd\/plugin-demo@1\.2\.3\s+\(commands: demo\)/);
+    expect(text.out()).toMatch(/fuser\s+demo-sum\s+sums features/);
+
+    const json = capture();
+    expect(await cliMain(['plugins', '--json'], { ...json.io, cwd: project, env: {} })).toBe(0);
+    const parsed = JSON.parse(json.out());
+    const demo = parsed.components.find((c: { name: string }) => c.name === 'demo-sum');
+    expect(demo).toMatchObject({ kind: 'fuser', plugin: '@dfd/plugin-demo' });
+    expect(demo.config.properties.scale).toMatchObject({ type: 'number', default: 1 });
+  });
+
+  test('plugin commands are reachable; unknown commands and bad arguments exit 2 with a message', async () => {
+    const project = projectWithPlugin();
+    const ok = capture();
+    expect(await cliMain(['demo', 'a', 'b'], { ...ok.io, cwd: project, env: {} })).toBe(0);
+    expect(ok.out()).toBe('demo ran a b\n');
+    const bad = capture();
+    expect(await cliMain(['dmeo'], { ...bad.io, cwd: project, env: {} })).toBe(2);
+    expect(bad.err()).toMatch(/unknown command 'dmeo'\. Commands: run, resume, plugins, .*demo/);
+    const usage = capture();
+    expect(await cliMain(['run'], { ...usage.io, cwd: project, env: {} })).toBe(2);
+    expect(usage.err()).toMatch(/expected exactly one experiment file[\s\S]*dfd run <experiment/);
+  });
+
+  test('the installed `dfd` binary runs (npx dfd plugins)', () => {
+    const out = execFileSync('npx', ['--no-install', 'dfd', 'plugins'], { cwd: resolve(coreDir, '../..'), encoding: 'utf8' });
+    expect(out).toMatch(/detector\s+clip-prompt/);
+  });
+});

@@ -1,0 +1,157 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { filter, take } from 'rxjs';
+import { readSafetensors, readEvents, resumeRun, runExperiment, tf, type Tracker } from '@dfd/core';
+import { toyExperiment, toyPlugin } from './support/toy-plugin.js';
+
+const tempRuns = () => mkdtempSync(join(tmpdir(), 'dfd-runs-'));
+
+async function modelWeights(path: string): Promise<Record<string, Float32Array>> {
+  const { tensors } = await readSafetensors(path);
+  return Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith('model/')).map(([k, t]) => [k, t.data as Float32Array]));
+}
+
+describe('experiment runner', () => {
+  test('trains, selects on validation, evaluates on test and writes the run directory', async () => {
+    const runsDir = tempRuns();
+    const result = await runExperiment(toyExperiment(runsDir));
+    expect(result.status).toBe('finished');
+    expect(result.steps).toBe(3 * 4); // 64 samples / batch 16 × 3 epochs
+    expect(result.selected?.by).toBe('val');
+    expect(result.test!.overall.auc).toBeGreaterThan(0.8);
+    const config = JSON.parse(readFileSync(join(result.runDir, 'config.json'), 'utf8'));
+    expect(config.detector).toMatchObject({ use: 'toy-linear', plugin: 'toy-plugin', config: { dim: 8 } });
+    expect(config.trainer.optimizer).toEqual({ type: 'sgd', lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: false });
+    const events = readEvents(result.runDir);
+    expect(events[0]!.type).toBe('run-start');
+    expect(events.at(-1)).toMatchObject({ type: 'end', status: 'finished' });
+    expect(events.filter((e) => e.type === 'step')).toHaveLength(12);
+    expect(events.filter((e) => e.type === 'eval' && e.split === 'val')).toHaveLength(3);
+    expect(events.filter((e) => e.type === 'eval' && e.split === 'test')).toHaveLength(1);
+    const metrics = readFileSync(join(result.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.filter((m) => m.key === 'train/loss').map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(metrics.some((m) => m.key === 'test/a/auc')).toBe(true);
+    const scores = readFileSync(join(result.runDir, 'test-scores.csv'), 'utf8').trim().split('\n');
+    expect(scores[0]).toBe('path,subset,video,label,score');
+    expect(scores).toHaveLength(33);
+  });
+
+  test('two experiments in one process share no state', async () => {
+    const runsDir = tempRuns();
+    // Concurrently: same seed twice and a different seed. Shared mutable state would make the twins differ.
+    const [a, b, c] = await Promise.all([
+      runExperiment(toyExperiment(runsDir, { name: 'twin-a' })),
+      runExperiment(toyExperiment(runsDir, { name: 'twin-b' })),
+      runExperiment(toyExperiment(runsDir, { name: 'other', seed: 11 })),
+    ]);
+    const [wa, wb, wc] = await Promise.all([a, b, c].map((r) => modelWeights(join(r.runDir, 'checkpoints/last.safetensors'))));
+    expect(wa).toEqual(wb);
+    expect(wa['model/weight']).not.toEqual(wc['model/weight']);
+    expect(a.test).toEqual(b.test);
+  });
+
+  test('a run killed after epoch 1 and resumed ends with the same weights as an uninterrupted run', async () => {
+    const runsDir = tempRuns();
+    const optimizer = { type: 'adamw' as const, lr: 0.05, weightDecay: 0.01 };
+    const schedule = { type: 'cosine' as const, warmupEpochs: 1 };
+    const straight = await runExperiment(toyExperiment(runsDir, { name: 'straight', trainer: { epochs: 3, batchSize: 16, optimizer, schedule, clipGradNorm: 1 } }));
+
+    const controller = new AbortController();
+    const killer: Tracker = {
+      name: 'killer',
+      attach(events) {
+        events.pipe(filter((e) => e.type === 'epoch'), take(1)).subscribe(() => controller.abort());
+      },
+      async close() {},
+    };
+    const killed = await runExperiment(toyExperiment(runsDir, { name: 'killed', trainer: { epochs: 3, batchSize: 16, optimizer, schedule, clipGradNorm: 1 } }), {
+      signal: controller.signal,
+      trackers: [killer],
+    });
+    expect(killed.status).toBe('killed');
+    expect(killed.steps).toBe(4);
+    // Plugins given as objects (not installed packages) are passed again, as `dfd resume` passes discovered ones.
+    const resumed = await resumeRun(killed.runDir, { plugins: [toyPlugin] });
+    expect(resumed.status).toBe('finished');
+    expect(resumed.steps).toBe(12);
+    const w1 = await modelWeights(join(straight.runDir, 'checkpoints/last.safetensors'));
+    const w2 = await modelWeights(join(resumed.runDir, 'checkpoints/last.safetensors'));
+    expect(Object.keys(w1).sort()).toEqual(['model/bias', 'model/weight']);
+    for (const key of Object.keys(w1)) expect(Array.from(w2[key]!)).toEqual(Array.from(w1[key]!)); // exact, not close
+    expect(resumed.test).toEqual(straight.test);
+  });
+
+  test('a run killed mid-epoch resumes from the exact batch', async () => {
+    const runsDir = tempRuns();
+    const trainer = { epochs: 2, batchSize: 16, checkpointEverySteps: 1, optimizer: { type: 'sgd' as const, lr: 0.1, momentum: 0.9 } };
+    const straight = await runExperiment(toyExperiment(runsDir, { name: 'straight-mid', trainer }));
+    const controller = new AbortController();
+    const killer: Tracker = {
+      name: 'killer',
+      attach(events) {
+        events.pipe(filter((e) => e.type === 'step' && e.step === 6)).subscribe(() => controller.abort());
+      },
+      async close() {},
+    };
+    const killed = await runExperiment(toyExperiment(runsDir, { name: 'killed-mid', trainer }), { signal: controller.signal, trackers: [killer] });
+    expect(killed).toMatchObject({ status: 'killed', steps: 6 });
+    const resumed = await resumeRun(killed.runDir, { plugins: [toyPlugin] });
+    const w1 = await modelWeights(join(straight.runDir, 'checkpoints/last.safetensors'));
+    const w2 = await modelWeights(join(resumed.runDir, 'checkpoints/last.safetensors'));
+    for (const key of Object.keys(w1)) expect(Array.from(w2[key]!)).toEqual(Array.from(w1[key]!));
+  });
+
+  test('a tracker that throws does not stop training and is reported as a warning', async () => {
+    const runsDir = tempRuns();
+    const faulty: Tracker = {
+      name: 'faulty',
+      attach(events) {
+        events.pipe(filter((e) => e.type === 'step')).subscribe(() => {
+          throw new Error('tracking backend exploded');
+        });
+      },
+      async close() {},
+    };
+    const brokenAttach: Tracker = {
+      name: 'broken-attach',
+      attach() {
+        throw new Error('cannot connect');
+      },
+      async close() {},
+    };
+    const result = await runExperiment(toyExperiment(runsDir, { trainer: { epochs: 1, batchSize: 16 } }), { trackers: [faulty, brokenAttach] });
+    expect(result.status).toBe('finished');
+    await new Promise((r) => setTimeout(r, 20)); // rxjs reports subscriber errors on a timer
+    const warnings = readEvents(result.runDir).filter((e) => e.type === 'warning').map((e) => (e as { message: string }).message);
+    expect(warnings.some((m) => m.includes('tracking backend exploded'))).toBe(true);
+    expect(warnings.some((m) => m.includes('broken-attach') || m.includes('cannot connect'))).toBe(true);
+  });
+
+  test('tf.memory().numTensors stays flat across 100 training steps', async () => {
+    const runsDir = tempRuns();
+    const counts: number[] = [];
+    const probe: Tracker = {
+      name: 'memory-probe',
+      attach(events) {
+        events.pipe(filter((e) => e.type === 'step')).subscribe(() => counts.push(tf.memory().numTensors));
+      },
+      async close() {},
+    };
+    // 64 samples / batch 8 = 8 steps per epoch; 13 epochs capped at 100 steps; Adam creates its slots on step 1.
+    const result = await runExperiment(
+      toyExperiment(runsDir, { trainer: { epochs: 13, maxSteps: 100, batchSize: 8, evalEveryEpochs: 5, optimizer: { type: 'adam', lr: 0.01 } } }),
+      { trackers: [probe] },
+    );
+    expect(result.steps).toBe(100);
+    expect(counts).toHaveLength(100);
+    expect(new Set(counts.slice(1)).size).toBe(1);
+  });
+
+  test('non-finite losses are skipped with warnings, then fail the run with a clear message', async () => {
+    const runsDir = tempRuns();
+    const definition = toyExperiment(runsDir, { detector: { use: 'toy-linear', config: { nanAfterStep: 2 } }, trainer: { epochs: 3, batchSize: 16 } });
+    await expect(runExperiment(definition)).rejects.toThrow(/non-finite for 5 consecutive steps.*Lower the learning rate/);
+  });
+});
