@@ -1,0 +1,113 @@
+/**
+ * What the JSON and folder datasets share: a lazily built video index, per-video caching of listed samples
+ * (so problems are counted once however often a split is listed), subset selection by any alias, train
+ * de-duplication and the listing digest.
+ */
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import type { DataIssues, Dataset, Sample, SampleQuery, Split } from '@dfd/core';
+import { framesFor, type Df40JsonConfig } from './config.js';
+import { IssueLog } from './issues.js';
+import { samplesFromVideos, type ListingOptions, type VideoRef } from './listing.js';
+import { canonicalSubset, nameKey } from './names.js';
+import { DirCache } from './paths.js';
+
+export class DatasetError extends Error {
+  override name = 'DatasetError';
+}
+
+type CommonConfig = Pick<
+  Df40JsonConfig,
+  'root' | 'subsets' | 'framesPerVideo' | 'sampling' | 'faceBoxes' | 'alignedSize' | 'extras' | 'dedupeTrain' | 'maxMessages'
+>;
+
+export async function requireFolder(path: string, what: string, fix: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isDirectory()) throw new DatasetError(`${what} ${path} does not exist or is not a folder; ${fix}`);
+}
+
+export abstract class IndexedDataset implements Dataset {
+  abstract readonly name: string;
+  protected readonly dirs = new DirCache();
+  protected readonly log: IssueLog;
+  private index?: Promise<VideoRef[]>;
+  private readonly listed = new Map<string, Promise<Sample[]>>();
+
+  constructor(protected readonly common: CommonConfig) {
+    this.log = new IssueLog(common.maxMessages);
+  }
+
+  /** Every video of every split, subsets already canonical. */
+  protected abstract buildIndex(): Promise<VideoRef[]>;
+
+  protected videos(): Promise<VideoRef[]> {
+    this.index ??= this.buildIndex();
+    return this.index;
+  }
+
+  async subsets(split: Split): Promise<string[]> {
+    const seen = new Set<string>();
+    for (const ref of await this.videos()) if (ref.split === split) seen.add(ref.subset);
+    return [...seen].sort((a, b) => a.localeCompare(b));
+  }
+
+  async samples(query: SampleQuery): Promise<Sample[]> {
+    const wanted = query.subsets ?? this.common.subsets[query.split];
+    const available = await this.subsets(query.split);
+    let chosen = available;
+    if (wanted && wanted.length > 0) {
+      const byKey = new Map(available.map((s) => [nameKey(s), s]));
+      chosen = wanted.map((name) => {
+        const found = byKey.get(nameKey(canonicalSubset(name)));
+        if (!found) {
+          throw new DatasetError(
+            `${this.name}: no subset '${name}' in split '${query.split}' under ${this.common.root}. ` +
+              `Available: ${available.join(', ') || '(none)'}`,
+          );
+        }
+        return found;
+      });
+    }
+    const selected = new Set(chosen);
+    const refs = (await this.videos()).filter((r) => r.split === query.split && selected.has(r.subset));
+    const perVideo = await Promise.all(refs.map((ref) => this.listVideo(ref)));
+    let samples = perVideo.flat();
+    if (query.split === 'train' && this.common.dedupeTrain) {
+      const seen = new Set<string>();
+      samples = samples.filter((s) => (seen.has(s.path) ? false : (seen.add(s.path), true)));
+    }
+    return samples;
+  }
+
+  private listVideo(ref: VideoRef): Promise<Sample[]> {
+    const key = `${ref.split}\u0000${ref.subset}\u0000${ref.label}\u0000${ref.video}`;
+    let entry = this.listed.get(key);
+    if (!entry) {
+      entry = samplesFromVideos([ref], this.listingOptions(ref.split));
+      this.listed.set(key, entry);
+    }
+    return entry;
+  }
+
+  private listingOptions(split: Split): ListingOptions {
+    return {
+      root: this.common.root,
+      framesPerVideo: framesFor(this.common, split),
+      sampling: this.common.sampling,
+      faceBoxes: this.common.faceBoxes,
+      alignedSize: this.common.alignedSize,
+      extras: this.common.extras,
+      dirs: this.dirs,
+      issues: this.log,
+    };
+  }
+
+  issues(): DataIssues {
+    return this.log.snapshot();
+  }
+
+  async digest(query: SampleQuery): Promise<string> {
+    const lines = (await this.samples(query)).map((s) => `${s.id}\t${s.label}`).sort();
+    return createHash('sha256').update(lines.join('\n')).digest('hex');
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The sharp side of the pipeline: decode (PNG/JPEG/WebP), optional PNG→JPEG q95, cut/resize (bicubic)/cut,
+ * blur, JPEG re-encode, and RGB uint8 out; then normalised CHW float32. No tfjs here, so a feature cache
+ * can take the deterministic eval view as a plain Float32Array.
+ *
+ * sharp's `cubic` kernel is Catmull-Rom (a = −0.5), PIL's BICUBIC; shrink-on-load is off so JPEG sources
+ * are resampled from full resolution as PIL does (parity figures: tools/fixtures/df40/).
+ */
+import sharp from 'sharp';
+import type { FaceBox, Rng } from '@dfd/core';
+import { rngFor } from '@dfd/core';
+import { hwcToChw, normalizationOf } from './normalize.js';
+import { planTransform, transformBoxes, type TransformPlan, type TransformSpec } from './transform.js';
+
+export type ImageInput = string | Buffer;
+
+export class ImageDecodeError extends Error {
+  override name = 'ImageDecodeError';
+  constructor(readonly path: string, cause: unknown) {
+    super(`cannot decode image ${path}: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+export interface RgbImage {
+  /** HWC RGB uint8. */
+  data: Uint8Array;
+  width: number;
+  height: number;
+  plan: TransformPlan;
+}
+
+function describe(input: ImageInput): string {
+  return typeof input === 'string' ? input : `(buffer of ${input.length} bytes)`;
+}
+
+/** Width, height and format from the header (does not decode pixels). */
+export async function imageInfo(input: ImageInput): Promise<{ width: number; height: number; format: string }> {
+  try {
+    const meta = await sharp(input).metadata();
+    if (!meta.width || !meta.height) throw new Error('no dimensions in header');
+    return { width: meta.width, height: meta.height, format: meta.format ?? 'unknown' };
+  } catch (error) {
+    throw new ImageDecodeError(describe(input), error);
+  }
+}
+
+/** Fully decodes an image (truncated or corrupt files fail here, not later). */
+export async function decodeCheck(input: ImageInput): Promise<{ width: number; height: number }> {
+  try {
+    const { info } = await sharp(input).raw().toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height };
+  } catch (error) {
+    throw new ImageDecodeError(describe(input), error);
+  }
+}
+
+/** Runs one planned transform; `rng` draws the plan. Returns RGB uint8 of the output size. */
+export async function transformImage(input: ImageInput, spec: TransformSpec, rng: Rng): Promise<RgbImage> {
+  try {
+    const info = await imageInfo(input);
+    let source: ImageInput = input;
+    if (spec.pngToJpeg && info.format === 'png') {
+      source = await sharp(input).removeAlpha().jpeg({ quality: 95 }).toBuffer();
+    }
+    const plan = planTransform(spec, info.width, info.height, rng);
+    let pipe = sharp(source);
+    let current = { width: info.width, height: info.height };
+    if (plan.pre) {
+      pipe = pipe.extract(plan.pre);
+      current = { width: plan.pre.width, height: plan.pre.height };
+    }
+    if (plan.resize.width !== current.width || plan.resize.height !== current.height) {
+      pipe = pipe.resize(plan.resize.width, plan.resize.height, { kernel: 'cubic', fit: 'fill', fastShrinkOnLoad: false });
+    }
+    if (plan.post) pipe = pipe.extract(plan.post);
+    // sharp's blur needs σ ≥ 0.3; below that a Gaussian is the identity at 8-bit precision anyway.
+    if (plan.blurSigma >= 0.3) pipe = pipe.blur(plan.blurSigma);
+    pipe = pipe.removeAlpha().toColourspace('srgb');
+    if (plan.jpegQuality > 0) {
+      const jpeg = await pipe.jpeg({ quality: plan.jpegQuality }).toBuffer();
+      pipe = sharp(jpeg).removeAlpha().toColourspace('srgb');
+    }
+    const { data, info: out } = await pipe.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const rgb = out.channels === 3 ? data : toRgb(data, out.width * out.height, out.channels);
+    if (out.width !== plan.output.width || out.height !== plan.output.height) {
+      throw new Error(`pipeline produced ${out.width}×${out.height}, planned ${plan.output.width}×${plan.output.height}`);
+    }
+    return { data: rgb, width: out.width, height: out.height, plan };
+  } catch (error) {
+    if (error instanceof ImageDecodeError) throw error;
+    throw new ImageDecodeError(describe(input), error);
+  }
+}
+
+function toRgb(data: Uint8Array, pixels: number, channels: number): Uint8Array {
+  const out = new Uint8Array(pixels * 3);
+  for (let i = 0; i < pixels; i++) {
+    for (let c = 0; c < 3; c++) out[i * 3 + c] = data[i * channels + (channels >= 3 ? c : 0)]!;
+  }
+  return out;
+}
+
+export interface PreparedImage {
+  /** CHW float32, normalised. */
+  pixels: Float32Array;
+  width: number;
+  height: number;
+  plan: TransformPlan;
+  /** The input boxes mapped into output pixels (when boxes were given). */
+  boxes?: FaceBox[];
+}
+
+/**
+ * Decode + transform + normalise one image. `out`/`offset` let a batch write in place. The flip is applied
+ * while converting to CHW, and boxes follow the same plan.
+ */
+export async function prepareImage(
+  input: ImageInput,
+  spec: TransformSpec,
+  rng: Rng,
+  options: { boxes?: readonly FaceBox[]; out?: Float32Array; offset?: number } = {},
+): Promise<PreparedImage> {
+  const image = await transformImage(input, spec, rng);
+  const pixels = hwcToChw(image.data, image.width, image.height, 3, normalizationOf(spec.normalize), image.plan.flip, options.out, options.offset);
+  return {
+    pixels,
+    width: image.width,
+    height: image.height,
+    plan: image.plan,
+    ...(options.boxes ? { boxes: transformBoxes(options.boxes, image.plan) } : {}),
+  };
+}
+
+/**
+ * The deterministic eval view of an image as CHW float32 (no tfjs): what a feature cache stores. An eval
+ * spec draws nothing random, but a fixed rng keeps even a random spec reproducible.
+ */
+export async function evalView(input: ImageInput, spec: TransformSpec): Promise<Float32Array> {
+  return (await prepareImage(input, spec, rngFor(0, 'eval-view'))).pixels;
+}

@@ -1,0 +1,146 @@
+/**
+ * From videos (a subset, a label, a split and frame paths) to `Sample`s: drop frames not on disk (counted
+ * as `missing`), count videos left with none (`empty`), sort frames by integer stem, sample N per video,
+ * attach face boxes and extra-file paths. Shared by the JSON and folder datasets.
+ */
+import { basename, dirname, extname, join, relative, sep } from 'node:path';
+import type { FaceBox, Label, Sample, Split } from '@dfd/core';
+import { boxesFromLandmarks, templateBoxes } from './boxes.js';
+import { sampleFrameIndices, sortFrames, frameNumber, type FrameSampling } from './frames.js';
+import type { IssueLog } from './issues.js';
+import { labelName } from './labels.js';
+import { readNpy } from './npy.js';
+import type { DirCache } from './paths.js';
+import { mapPool } from './pool.js';
+
+export interface VideoRef {
+  subset: string;
+  label: Label;
+  split: Split;
+  /** The video's key (JSON key or folder name); unique within (subset, label). */
+  video: string;
+  /** Absolute frame paths. */
+  frames: string[];
+  /** Where the video was listed (a JSON file or a folder), for messages. */
+  source: string;
+  /** Frames come from a directory listing, so they exist. */
+  verified?: boolean;
+}
+
+export type FaceBoxMode = 'auto' | 'landmarks' | 'template' | 'none';
+
+export interface ExtraSource {
+  /** Folder mirroring the dataset root. */
+  root: string;
+  /** Extension replacing the image's, e.g. `.safetensors` or `.npy`. */
+  ext: string;
+}
+
+export interface ListingOptions {
+  root: string;
+  framesPerVideo: number;
+  sampling: FrameSampling;
+  faceBoxes: FaceBoxMode;
+  /** Size of the aligned crops template boxes are computed for (DF40: 256). */
+  alignedSize: number;
+  extras: Record<string, ExtraSource>;
+  dirs: DirCache;
+  issues: IssueLog;
+}
+
+/** DF40 keeps landmarks beside frames: `.../frames/<video>/<n>.png` → `.../landmarks/<video>/<n>.npy`. */
+export function landmarkPathFor(framePath: string): string | undefined {
+  const marker = `${sep}frames${sep}`;
+  const at = framePath.lastIndexOf(marker);
+  if (at < 0) return undefined;
+  const rest = framePath.slice(at + marker.length);
+  return join(framePath.slice(0, at), 'landmarks', rest.slice(0, rest.length - extname(rest).length) + '.npy');
+}
+
+export function videoIdOf(subset: string, label: Label, video: string): string {
+  return `${subset}/${labelName(label)}/${video}`;
+}
+
+async function existingFrames(ref: VideoRef, dirs: DirCache): Promise<string[]> {
+  if (ref.verified) return ref.frames;
+  const kept: string[] = [];
+  for (const frame of ref.frames) {
+    const names = await dirs.list(dirname(frame));
+    if (names?.has(basename(frame))) kept.push(frame);
+  }
+  return kept;
+}
+
+async function boxesFor(path: string, options: ListingOptions): Promise<FaceBox[] | undefined> {
+  if (options.faceBoxes === 'none') return undefined;
+  if (options.faceBoxes !== 'template') {
+    const landmarks = landmarkPathFor(path);
+    if (landmarks && (await options.dirs.list(dirname(landmarks)))?.has(basename(landmarks))) {
+      try {
+        const array = await readNpy(landmarks);
+        const boxes = boxesFromLandmarks(array.data, array.shape[0] ?? 0);
+        if (boxes) return boxes;
+        options.issues.note(`${landmarks}: expected [68|81, 2] landmarks, got [${array.shape.join(', ')}]; using template boxes`);
+      } catch (error) {
+        options.issues.note(`${(error as Error).message}; using template boxes`);
+      }
+    }
+    if (options.faceBoxes === 'landmarks') return undefined;
+  }
+  return templateBoxes(options.alignedSize, options.alignedSize);
+}
+
+function extrasFor(path: string, options: ListingOptions): Record<string, string> | undefined {
+  const keys = Object.keys(options.extras);
+  if (keys.length === 0) return undefined;
+  const rel = relative(options.root, path);
+  const stem = rel.slice(0, rel.length - extname(rel).length);
+  return Object.fromEntries(keys.map((key) => [key, join(options.extras[key]!.root, stem + options.extras[key]!.ext)]));
+}
+
+export async function samplesFromVideos(refs: readonly VideoRef[], options: ListingOptions): Promise<Sample[]> {
+  const perVideo = await mapPool(refs, 32, async (ref) => {
+    const existing = await existingFrames(ref, options.dirs);
+    const missing = ref.frames.length - existing.length;
+    options.issues.missing += missing;
+    const videoId = videoIdOf(ref.subset, ref.label, ref.video);
+    if (existing.length === 0) {
+      options.issues.empty++;
+      const where = ref.frames[0] ? dirname(ref.frames[0]) : '(no frames listed)';
+      options.issues.note(
+        `${videoId} (${ref.split}, listed in ${ref.source}): no frame on disk of ${ref.frames.length} listed, e.g. ${where}; ` +
+          `check the prefix rewriting (prefixes) or re-download this video`,
+      );
+      return [];
+    }
+    if (missing > 0) {
+      options.issues.note(`${videoId} (${ref.source}): ${missing} of ${ref.frames.length} listed frames missing, e.g. ${firstMissing(ref.frames, existing)}`);
+    }
+    const sorted = sortFrames(existing);
+    const picked = sampleFrameIndices(sorted.length, options.framesPerVideo, options.sampling);
+    return Promise.all(
+      picked.map(async (index): Promise<Sample> => {
+        const path = sorted[index]!;
+        const boxes = await boxesFor(path, options);
+        const extras = extrasFor(path, options);
+        return {
+          id: `${ref.subset}:${relative(options.root, path).split(sep).join('/')}`,
+          path,
+          label: ref.label,
+          subset: ref.subset,
+          split: ref.split,
+          videoId,
+          frameIndex: frameNumber(path) ?? index,
+          ...(boxes ? { boxes } : {}),
+          ...(extras ? { extras } : {}),
+        };
+      }),
+    );
+  });
+  return perVideo.flat();
+}
+
+function firstMissing(listed: string[], existing: string[]): string {
+  const have = new Set(existing);
+  return listed.find((f) => !have.has(f)) ?? '';
+}
