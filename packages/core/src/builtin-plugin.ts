@@ -8,12 +8,29 @@ import { TOKENS } from './di.js';
 import type { Encoder, FeatureEnhancer, Fuser, PromptLearner } from './contracts.js';
 import type { Rng } from './rng.js';
 import { ClipPromptConfigSchema, ClipPromptDetector } from './detectors/clip-prompt.js';
+import { BinaryEvaluator } from './evaluation/binary-evaluator.js';
+import { Df40Evaluator } from './evaluation/df40-evaluator.js';
+import { BinaryEvaluatorConfigSchema, Df40EvaluatorConfigSchema } from './evaluation/config.js';
 
 export const corePlugin = definePlugin({
   name: '@dfd/core',
   version: '0.1.0',
   register(registrar) {
     for (const command of builtinCommands) registrar.command(command);
+    registrar.add({
+      kind: 'evaluator',
+      name: 'binary',
+      description: 'AUC/AP/EER/acc@0.5 (scikit-learn-exact) overall and per subset, video-level AUC, bootstrap CI; report.json/html + ROC PNGs',
+      config: BinaryEvaluatorConfigSchema,
+      useClass: BinaryEvaluator,
+    });
+    registrar.add({
+      kind: 'evaluator',
+      name: 'df40',
+      description: 'DF40 protocol: frame- and video-level metrics on the 8 unknown-type test subsets and their mean',
+      config: Df40EvaluatorConfigSchema,
+      useClass: Df40Evaluator,
+    });
     registrar.add({
       kind: 'detector',
       name: 'clip-prompt',

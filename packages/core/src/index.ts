@@ -32,3 +32,4 @@ export { corePlugin } from './builtin-plugin.js';
 export { main as cliMain } from './cli/main.js';
 export { discoverPlugins } from './cli/discover.js';
 export { loadExperimentFile, applyOverrides } from './cli/commands/run.js';
+export * from './evaluation/index.js';

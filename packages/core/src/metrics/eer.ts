@@ -3,7 +3,7 @@
  * `fpr[nanargmin(|fnr − fpr|)]` over the points of scikit-learn's ROC curve with its default
  * `drop_intermediate=True`; the first minimum wins. No interpolation between points.
  */
-import type { BinaryInputs } from './errors.js';
+import { checkBothClasses, type BinaryInputs } from './errors.js';
 import { rocCurve, type RocCurve } from './roc.js';
 
 export function eerFromRoc(roc: RocCurve): number {
@@ -20,5 +20,6 @@ export function eerFromRoc(roc: RocCurve): number {
 }
 
 export function equalErrorRate(inputs: BinaryInputs, where = 'scores'): number {
+  checkBothClasses(inputs, where, 'EER');
   return eerFromRoc(rocCurve(inputs, { where }));
 }

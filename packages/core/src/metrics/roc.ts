@@ -73,6 +73,7 @@ export function trapezoidArea(x: ArrayLike<number>, y: ArrayLike<number>): numbe
 
 /** `sklearn.metrics.roc_auc_score` for binary labels. */
 export function rocAuc(inputs: BinaryInputs, where = 'scores'): number {
+  checkBothClasses(inputs, where, 'AUC');
   const { fpr, tpr } = rocCurve(inputs, { where });
   return trapezoidArea(fpr, tpr);
 }

@@ -1,0 +1,119 @@
+/**
+ * report.html: one self-contained page (no scripts, no external resources; a CSP forbids fetching any), so
+ * it opens from a run directory, an artifact store or an e-mail attachment alike.
+ */
+import type { EvaluationReport, MetricValues } from '../contracts.js';
+import { MEAN_KEY } from './evaluate.js';
+import { escapeXml } from './svg.js';
+
+export interface HtmlPlot {
+  /** Row name: a subset, `overall`. */
+  name: string;
+  /** The SVG markup, or undefined when the set has one class and no curve exists. */
+  svg?: string;
+  /** Relative path of the PNG copy, when written. */
+  png?: string;
+}
+
+interface Column {
+  header: string;
+  title: string;
+  cell(values: MetricValues): string;
+}
+
+function num(value: number | undefined, digits = 4): string {
+  return value === undefined || !Number.isFinite(value) ? '—' : value.toFixed(digits);
+}
+
+const COLUMNS: Column[] = [
+  { header: 'n (real / fake)', title: 'frames evaluated', cell: (v) => `${v.n ?? '—'} (${v.n_real ?? '—'} / ${v.n_fake ?? '—'})` },
+  { header: 'AUC', title: 'frame-level ROC AUC (scikit-learn roc_auc_score)', cell: (v) => num(v.auc) },
+  {
+    header: 'AUC 95% CI',
+    title: 'seeded percentile bootstrap interval',
+    cell: (v) => (v.auc_ci_low === undefined ? '—' : `${num(v.auc_ci_low)}–${num(v.auc_ci_high)}`),
+  },
+  { header: 'AP', title: 'average precision (scikit-learn, step definition)', cell: (v) => num(v.ap) },
+  { header: 'EER', title: 'equal error rate as DeepfakeBench computes it', cell: (v) => num(v.eer) },
+  { header: 'ACC@0.5', title: 'accuracy, fake iff p > 0.5', cell: (v) => num(v.acc) },
+  { header: 'real acc', title: 'accuracy on real samples at p > 0.5', cell: (v) => num(v.real_acc) },
+  { header: 'fake acc', title: 'accuracy on fake samples at p > 0.5', cell: (v) => num(v.fake_acc) },
+  { header: 'macro-F1', title: 'macro-F1 of argmax predictions', cell: (v) => num(v.macro_f1) },
+  {
+    header: 'video AUC (videos)',
+    title: 'ROC AUC of mean frame scores per video',
+    cell: (v) => (v.video_auc === undefined ? '—' : `${num(v.video_auc)} (${v.video_n})`),
+  },
+  {
+    header: 'best-thr acc (oracle)',
+    title: 'accuracy at the best threshold chosen on this very data: an oracle, not comparable to ACC@0.5',
+    cell: (v) => (v.oracle_acc === undefined ? '—' : `${num(v.oracle_acc)} @ ${num(v.oracle_threshold, 3)}`),
+  },
+];
+
+function row(name: string, values: MetricValues, cls: string): string {
+  const cells = COLUMNS.map((c) => `<td>${escapeXml(c.cell(values))}</td>`).join('');
+  return `<tr class="${cls}"><th scope="row">${escapeXml(name)}</th>${cells}</tr>`;
+}
+
+export function reportHtml(report: EvaluationReport, plots: HtmlPlot[], meta: { evaluator: string; created: string }): string {
+  const subsetNames = Object.keys(report.subsets).filter((s) => s !== MEAN_KEY);
+  const rows = [
+    ...subsetNames.map((s) => row(s, report.subsets[s]!, 'subset')),
+    ...(report.subsets[MEAN_KEY] ? [row(`mean of ${subsetNames.length} subsets`, report.subsets[MEAN_KEY], 'mean')] : []),
+    row('overall (all frames pooled)', report.overall, 'overall'),
+  ];
+  const header = COLUMNS.map((c) => `<th scope="col" title="${escapeXml(c.title)}">${escapeXml(c.header)}</th>`).join('');
+  const figures = plots.map((p) => {
+    const body = p.svg ?? `<p class="no-curve">no ROC curve: this set has a single class</p>`;
+    const link = p.png ? ` · <a href="${escapeXml(p.png)}">PNG</a>` : '';
+    return `<figure class="roc-figure" data-name="${escapeXml(p.name)}">${body}<figcaption>${escapeXml(p.name)}${link}</figcaption></figure>`;
+  });
+  const protocol = Object.entries(report.protocol)
+    .map(([k, v]) => `<tr><th scope="row">${escapeXml(k)}</th><td>${escapeXml(String(v))}</td></tr>`)
+    .join('\n');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Evaluation report (${escapeXml(meta.evaluator)})</title>
+<style>
+body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 24px; color: #1a1a1a; background: #fff; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 10px; }
+.meta { color: #555; font-size: 13px; margin: 0 0 16px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #d5d5d5; padding: 4px 8px; text-align: right; white-space: nowrap; }
+th[scope=row] { text-align: left; } thead th { background: #f1f4f8; }
+tr.mean { font-weight: bold; background: #f6f8fb; } tr.overall { background: #fbfbf3; }
+table.protocol td { text-align: left; white-space: normal; }
+.note { font-size: 12px; color: #555; max-width: 900px; }
+.plots { display: flex; flex-wrap: wrap; gap: 12px; }
+figure { margin: 0; border: 1px solid #e2e2e2; padding: 6px; }
+figcaption { font-size: 12px; text-align: center; color: #333; }
+.no-curve { width: 360px; height: 360px; display: flex; align-items: center; justify-content: center; color: #888; margin: 0; }
+</style>
+</head>
+<body>
+<h1>Evaluation report</h1>
+<p class="meta">evaluator <b>${escapeXml(meta.evaluator)}</b> · written ${escapeXml(meta.created)} · labels 0 = real, 1 = fake; scores are P(fake)</p>
+<table class="metrics">
+<thead><tr><th scope="col">set</th>${header}</tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table>
+<p class="note">AUC, AP and EER are threshold-free; ACC@0.5 uses the fixed threshold p &gt; 0.5. The best-threshold accuracy picks its threshold on the evaluated data itself, so it is an oracle and is not comparable to fixed-threshold accuracies. The mean row averages subsets with equal weight.</p>
+<h2>ROC curves</h2>
+<div class="plots">
+${figures.join('\n')}
+</div>
+<h2>Protocol</h2>
+<table class="protocol">
+${protocol}
+</table>
+</body>
+</html>
+`;
+}

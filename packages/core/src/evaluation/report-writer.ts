@@ -1,0 +1,138 @@
+/**
+ * Writes an evaluation into a directory: report.json (numbers, protocol, thinned ROC points), report.html
+ * (table + inline SVG ROC curves) and, optionally, roc/<set>.png copies rasterised with sharp for trackers
+ * that display images.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { EvaluationReport, ScoredSet } from '../contracts.js';
+import { classCounts } from '../metrics/errors.js';
+import { rocCurve, type RocCurve } from '../metrics/roc.js';
+import { videoScores } from '../metrics/video.js';
+import { overallGroup, subsetGroups, type ScoredGroup, type SubsetNaming } from './groups.js';
+import { reportHtml, type HtmlPlot } from './html.js';
+import { rocSvg, type CurveSeries } from './svg.js';
+
+export interface WriteReportOptions extends SubsetNaming {
+  evaluator: string;
+  videoLevel: boolean;
+  png: boolean;
+  /** Render scale of the PNGs (2 = 720×720 px for the 360 px plot). */
+  pngScale?: number;
+}
+
+interface SetCurves {
+  name: string;
+  frame?: RocCurve;
+  video?: RocCurve;
+  auc?: number;
+  videoAuc?: number;
+}
+
+function curvesOf(group: ScoredGroup, auc?: number, videoAuc?: number): SetCurves {
+  const counts = classCounts(group.labels);
+  if (counts.real === 0 || counts.fake === 0) return { name: group.name };
+  const result: SetCurves = { name: group.name, frame: rocCurve(group, { where: group.name }), auc, videoAuc };
+  if (group.videoIds) {
+    const videos = videoScores({ ...group, videoIds: group.videoIds }, group.name);
+    result.video = rocCurve({ labels: videos.labels, scores: videos.scores }, { where: `${group.name} (video level)` });
+  }
+  return result;
+}
+
+/** File-name-safe and unique: `MidJourney` → `MidJourney`, `a/b c` → `a_b_c`. */
+function fileNames(names: string[]): Map<string, string> {
+  const used = new Set<string>();
+  const out = new Map<string, string>();
+  for (const name of names) {
+    const base = name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '') || 'set';
+    let candidate = base;
+    for (let k = 2; used.has(candidate.toLowerCase()); k++) candidate = `${base}-${k}`;
+    used.add(candidate.toLowerCase());
+    out.set(name, candidate);
+  }
+  return out;
+}
+
+/** ROC points for report.json: 5 decimals, repeated points dropped. */
+function thin(curve: RocCurve): { fpr: number[]; tpr: number[] } {
+  const fpr: number[] = [];
+  const tpr: number[] = [];
+  for (let i = 0; i < curve.fpr.length; i++) {
+    const x = Math.round(curve.fpr[i]! * 1e5) / 1e5;
+    const y = Math.round(curve.tpr[i]! * 1e5) / 1e5;
+    if (fpr.length > 0 && fpr[fpr.length - 1] === x && tpr[tpr.length - 1] === y) continue;
+    fpr.push(x);
+    tpr.push(y);
+  }
+  return { fpr, tpr };
+}
+
+function seriesOf(set: SetCurves): CurveSeries[] {
+  const series: CurveSeries[] = [];
+  if (set.frame) {
+    series.push({ label: `frames AUC ${set.auc?.toFixed(4) ?? ''}`.trim(), fpr: set.frame.fpr, tpr: set.frame.tpr, kind: 'frame' });
+  }
+  if (set.video) {
+    series.push({ label: `videos AUC ${set.videoAuc?.toFixed(4) ?? ''}`.trim(), fpr: set.video.fpr, tpr: set.video.tpr, kind: 'video' });
+  }
+  return series;
+}
+
+export async function writeEvaluationReport(
+  report: EvaluationReport,
+  scored: ScoredSet,
+  dir: string,
+  options: WriteReportOptions,
+): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const created = new Date().toISOString();
+  const sets: SetCurves[] = [
+    ...subsetGroups(scored, options, options.videoLevel).map((g) =>
+      curvesOf(g, report.subsets[g.name]?.auc, report.subsets[g.name]?.video_auc),
+    ),
+    curvesOf({ ...overallGroup(scored, options.videoLevel), name: 'overall' }, report.overall.auc, report.overall.video_auc),
+  ];
+  const files = fileNames(sets.map((s) => s.name));
+  const written: string[] = [];
+  const plots: HtmlPlot[] = [];
+  if (options.png) await mkdir(join(dir, 'roc'), { recursive: true });
+  for (const set of sets) {
+    const series = seriesOf(set);
+    if (series.length === 0) {
+      plots.push({ name: set.name });
+      continue;
+    }
+    const svg = rocSvg(set.name, series);
+    const plot: HtmlPlot = { name: set.name, svg };
+    if (options.png) {
+      const relative = `roc/${files.get(set.name)!}.png`;
+      const path = join(dir, relative);
+      // librsvg renders at 72 dpi; the density scales the 360 px plot to a sharper raster.
+      await sharp(Buffer.from(svg), { density: 72 * (options.pngScale ?? 2) }).png().toFile(path);
+      plot.png = relative;
+      written.push(path);
+    }
+    plots.push(plot);
+  }
+  const json = {
+    format: 'dfd-evaluation-report/1',
+    evaluator: options.evaluator,
+    created,
+    overall: report.overall,
+    subsets: report.subsets,
+    protocol: report.protocol,
+    roc: Object.fromEntries(
+      sets
+        .filter((s) => s.frame)
+        .map((s) => [s.name, { frame: thin(s.frame!), ...(s.video ? { video: thin(s.video) } : {}) }]),
+    ),
+    files: Object.fromEntries(plots.filter((p) => p.png).map((p) => [p.name, p.png])),
+  };
+  const jsonPath = join(dir, 'report.json');
+  await writeFile(jsonPath, `${JSON.stringify(json, null, 2)}\n`);
+  const htmlPath = join(dir, 'report.html');
+  await writeFile(htmlPath, reportHtml(report, plots, { evaluator: options.evaluator, created }));
+  return [jsonPath, htmlPath, ...written];
+}
