@@ -155,3 +155,21 @@ describe('experiment runner', () => {
     await expect(runExperiment(definition)).rejects.toThrow(/non-finite for 5 consecutive steps.*Lower the learning rate/);
   });
 });
+
+describe('predict with a trained run', () => {
+  test('loadRun scores files with the selected weights, identical to the run\'s own test scores', async () => {
+    const runsDir = tempRuns();
+    const result = await runExperiment(toyExperiment(runsDir));
+    const rows = readFileSync(join(result.runDir, 'test-scores.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+    const { loadRun } = await import('@dfd/core');
+    const loaded = await loadRun(result.runDir, { plugins: [toyPlugin] });
+    expect(loaded.checkpoint).toMatch(/best\.safetensors$/);
+    const scores = await loaded.predict(rows.slice(0, 5).map((r) => r[0]!));
+    expect(scores).toEqual(rows.slice(0, 5).map((r) => Number(r[4])));
+    await expect(loaded.predict([join(runsDir, 'nope.f32')])).rejects.toThrow(/image not found: .*nope\.f32/);
+    const corrupt = join(runsDir, 'corrupt.f32');
+    (await import('node:fs')).writeFileSync(corrupt, 'xx');
+    await expect(loaded.predict([corrupt])).rejects.toThrow(/could not decode .*corrupt\.f32/);
+    loaded.dispose();
+  });
+});

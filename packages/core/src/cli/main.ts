@@ -8,6 +8,7 @@ import { UsageError, type CliCommand, type CliIO } from './command.js';
 import { discoverPlugins } from './discover.js';
 import { pluginsCommand } from './commands/plugins.js';
 import { resumeCommand, runCommand } from './commands/run.js';
+import { predictCommand } from './commands/predict.js';
 
 function help(commands: CliCommand[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -28,6 +29,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   const commands = [
     runCommand(() => userPlugins),
     resumeCommand(() => userPlugins),
+    predictCommand(() => userPlugins),
     pluginsCommand(() => registry, () => discovery.skipped),
     ...registry.commands(),
   ];

@@ -185,7 +185,6 @@ export function assemble(
     );
   }
   const detector = container.resolve<Detector>(TOKENS.Detector);
-  const dataset = container.resolve<Dataset>(TOKENS.Dataset);
   const loader = container.resolve<BatchLoader>(TOKENS.BatchLoader);
   const evaluator = container.resolve<Evaluator>(TOKENS.Evaluator);
   const trackers = instantiateMany<Tracker>(registry, container, 'tracker', slots.tracking);
@@ -194,7 +193,10 @@ export function assemble(
     container,
     registry,
     slots,
-    dataset,
+    // Lazy: predicting with a trained run must not need the training data on disk.
+    get dataset() {
+      return container.resolve<Dataset>(TOKENS.Dataset);
+    },
     loader,
     detector,
     evaluator,

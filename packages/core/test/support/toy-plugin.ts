@@ -4,6 +4,8 @@
  * softmax detector, and an AUC evaluator built on core's metrics. No images: this tests the runner,
  * trainer and DI, not the image pipeline.
  */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import {
   definePlugin,
@@ -30,13 +32,20 @@ import {
 } from '@dfd/core';
 
 const ToyDatasetConfig = z.object({
+  /** Where the feature files are written (one little-endian float32 vector per `.f32` file). */
+  root: z.string(),
   perSplit: z.object({ train: z.number().int(), val: z.number().int(), test: z.number().int() }).default({ train: 64, val: 32, test: 32 }),
   dim: z.number().int().positive().default(8),
   separation: z.number().default(1.5),
 });
 type ToyDatasetConfig = z.output<typeof ToyDatasetConfig>;
 
-const features = new WeakMap<Sample, Float32Array>();
+/** Reads one `.f32` vector; undefined when the file is not a whole vector of the expected size. */
+function readVector(path: string, dim: number): Float32Array | undefined {
+  const bytes = readFileSync(path);
+  if (bytes.length !== dim * 4) return undefined;
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
 
 @injectable()
 class ToyDataset implements Dataset {
@@ -52,10 +61,14 @@ class ToyDataset implements Dataset {
     for (let i = 0; i < this.config.perSplit[split]; i++) {
       const label = (i % 2) as 0 | 1;
       const subset = i % 4 < 2 ? 'a' : 'b';
-      const sample: Sample = { id: `${split}-${i}`, path: `toy://${split}/${i}`, label, subset, split, videoId: `${subset}/${label}/${i}` };
+      const path = join(this.config.root, `${split}-${i}.f32`);
+      const sample: Sample = { id: path, path, label, subset, split, videoId: `${subset}/${label}/${i}` };
       const vector = rng.normalArray(this.config.dim);
       vector[0]! += label ? this.config.separation : -this.config.separation;
-      features.set(sample, vector);
+      if (!existsSync(path)) {
+        mkdirSync(this.config.root, { recursive: true });
+        writeFileSync(path, Buffer.from(vector.buffer));
+      }
       out.push(sample);
     }
     void this.experiment;
@@ -65,7 +78,12 @@ class ToyDataset implements Dataset {
 
 class ToySource implements BatchSource {
   readonly batchesPerEpoch: number;
-  constructor(private readonly samples: Sample[], private readonly options: BatchSourceOptions) {
+  constructor(
+    private readonly samples: Sample[],
+    private readonly options: BatchSourceOptions,
+    private readonly dim: number,
+    private readonly skips: string[],
+  ) {
     this.batchesPerEpoch = Math.ceil(samples.length / options.batchSize);
   }
   get size() {
@@ -77,10 +95,21 @@ class ToySource implements BatchSource {
   async *batches(epoch: number, { startBatch = 0 } = {}): AsyncIterable<Batch> {
     const order = this.options.shuffle ? rngFor(this.options.seed, `epoch/${epoch}`).shuffle([...this.samples]) : this.samples;
     for (let b = startBatch; b < this.batchesPerEpoch; b++) {
-      const chunk = order.slice(b * this.options.batchSize, (b + 1) * this.options.batchSize);
-      const dim = features.get(chunk[0]!)!.length;
+      const dim = this.dim;
+      const chunk: Sample[] = [];
+      const vectors: Float32Array[] = [];
+      for (const sample of order.slice(b * this.options.batchSize, (b + 1) * this.options.batchSize)) {
+        const vector = readVector(sample.path, dim);
+        if (vector) {
+          chunk.push(sample);
+          vectors.push(vector);
+        } else {
+          this.skips.push(`${sample.path}: not a ${dim}-float vector`);
+        }
+      }
+      if (!chunk.length) continue;
       const data = new Float32Array(chunk.length * dim);
-      chunk.forEach((s, i) => data.set(features.get(s)!, i * dim));
+      vectors.forEach((v, i) => data.set(v, i * dim));
       const labels = tf.tensor1d(chunk.map((s) => s.label), 'int32');
       const feats = tf.tensor2d(data, [chunk.length, dim]);
       yield { samples: chunk, labels, features: feats, dispose: () => { labels.dispose(); feats.dispose(); } };
@@ -89,8 +118,13 @@ class ToySource implements BatchSource {
 }
 
 class ToyLoader implements BatchLoader {
+  private readonly skips: string[] = [];
+  constructor(private readonly dim: number) {}
   create(samples: Sample[], options: BatchSourceOptions): BatchSource {
-    return new ToySource(samples, options);
+    return new ToySource(samples, options, this.dim, this.skips);
+  }
+  skipped() {
+    return { count: this.skips.length, messages: [...this.skips] };
   }
 }
 
@@ -147,7 +181,7 @@ export const toyPlugin = definePlugin({
   version: '1.0.0',
   register(r) {
     r.add({ kind: 'dataset', name: 'toy', config: ToyDatasetConfig, useClass: ToyDataset });
-    r.add({ kind: 'loader', name: 'toy-features', config: z.object({}), useFactory: () => new ToyLoader() });
+    r.add({ kind: 'loader', name: 'toy-features', config: z.object({ dim: z.number().int().default(8) }), useFactory: (config) => new ToyLoader(config.dim) });
     r.add({ kind: 'detector', name: 'toy-linear', config: ToyDetectorConfig, useClass: ToyLinearDetector, presets: { wide: { dim: 8 } } });
     r.add({ kind: 'evaluator', name: 'toy-auc', config: z.object({}), useFactory: () => new ToyEvaluator() });
   },
@@ -160,7 +194,7 @@ export function toyExperiment(runsDir: string, overrides: Record<string, unknown
     seed: 3,
     backend: 'cpu' as const,
     pluginObjects: [toyPlugin],
-    dataset: { use: 'toy' },
+    dataset: { use: 'toy', config: { root: join(runsDir, 'toy-data') } },
     loader: { use: 'toy-features' },
     detector: { use: 'toy-linear' },
     evaluator: { use: 'toy-auc' },

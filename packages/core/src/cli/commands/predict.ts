@@ -1,0 +1,38 @@
+/** `dfd predict --run RUN_DIR IMAGE...`: P(fake) per image from a trained run. */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Plugin } from '../../plugin.js';
+import { loadRun } from '../../run/load-run.js';
+import { UsageError, type CliCommand } from '../command.js';
+
+export function predictCommand(plugins: () => Plugin[]): CliCommand {
+  return {
+    name: 'predict',
+    summary: 'print P(fake) per image with a trained run (its selected checkpoint)',
+    usage:
+      'dfd predict --run <runs/<experiment>/<run-id>> IMAGE... [--checkpoint best|last] [--json]\n\n' +
+      '  --checkpoint   which weights (default: the checkpoint the run selected, see selected.json)\n' +
+      '  --json         one JSON line per image: {"path": ..., "p_fake": ...}',
+    async run(args, io) {
+      const { values, positionals } = parseArgs({
+        args,
+        allowPositionals: true,
+        options: { run: { type: 'string' }, checkpoint: { type: 'string' }, json: { type: 'boolean', default: false } },
+      });
+      if (!values.run) throw new UsageError('--run RUN_DIR is required');
+      if (!positionals.length) throw new UsageError('give at least one image path');
+      if (values.checkpoint && !['best', 'last'].includes(values.checkpoint)) throw new UsageError('--checkpoint must be best or last');
+      const loaded = await loadRun(resolve(io.cwd, values.run), { plugins: plugins(), checkpoint: values.checkpoint as 'best' | 'last' | undefined, cwd: io.cwd });
+      try {
+        const paths = positionals.map((p) => resolve(io.cwd, p));
+        const scores = await loaded.predict(paths);
+        paths.forEach((path, i) => {
+          io.stdout.write(values.json ? `${JSON.stringify({ path: positionals[i], p_fake: scores[i] })}\n` : `${scores[i]!.toFixed(6)}  ${positionals[i]}\n`);
+        });
+        return 0;
+      } finally {
+        loaded.dispose();
+      }
+    },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * Loads a finished (or killed) run for inference: rebuilds its detector and eval transform from the
+ * recorded config.json and loads the selected weights (`selected.json`: best on validation, else last).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Sample } from '../contracts.js';
+import type { Plugin } from '../plugin.js';
+import { TOKENS } from '../di.js';
+import { ensureBackend } from '../backend.js';
+import { assignWeights, loadCheckpoint } from '../train/checkpoint.js';
+import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment } from './assemble.js';
+import { openRunDirectory } from './run-directory.js';
+import { definitionFromRecorded, scoreSource, type RunContext } from './runner.js';
+
+export interface LoadedRun {
+  runDir: string;
+  checkpoint: string;
+  assembled: AssembledExperiment;
+  /** P(fake) for each image path, in order. Missing files are an error naming them; corrupt ones too. */
+  predict(paths: string[], batchSize?: number): Promise<number[]>;
+  dispose(): void;
+}
+
+export async function loadRun(runDir: string, options: { plugins?: Plugin[]; checkpoint?: 'best' | 'last'; cwd?: string } = {}): Promise<LoadedRun> {
+  const run = openRunDirectory(runDir);
+  const experiment = definitionFromRecorded(JSON.parse(readFileSync(join(run.dir, 'config.json'), 'utf8')));
+  const given = options.plugins ?? [];
+  const plugins = [...given, ...(await importPlugins(experiment.plugins.filter((n) => !given.some((p) => p.name === n)), options.cwd))];
+  const registry = buildRegistry(plugins);
+  const slots = resolveSlots(experiment, registry);
+  await ensureBackend(experiment.backend);
+  const selectedPath = join(run.dir, 'selected.json');
+  const selected = existsSync(selectedPath) ? (JSON.parse(readFileSync(selectedPath, 'utf8')) as { checkpoint: string }).checkpoint : undefined;
+  const name = options.checkpoint ? `${options.checkpoint}.safetensors` : (selected ?? (existsSync(join(run.checkpointsDir, 'best.safetensors')) ? 'best.safetensors' : 'last.safetensors'));
+  const checkpoint = join(run.checkpointsDir, name);
+  if (!existsSync(checkpoint)) throw new Error(`${checkpoint} does not exist: the run has no ${name} (did it train at least one epoch?)`);
+  const context: RunContext = { runId: run.runId, runDir: run.dir, experiment: experiment.name, seed: experiment.seed, warn: (source, message) => process.emitWarning(`[${source}] ${message}`) };
+  const assembled = assemble(experiment, registry, slots, { seed: experiment.seed, values: [[TOKENS.RunContext, context]] });
+  try {
+    const weights = await loadCheckpoint(checkpoint);
+    assignWeights(assembled.detector.trainableVariables(), weights.model, checkpoint);
+  } catch (error) {
+    assembled.dispose();
+    throw error;
+  }
+  return {
+    runDir: run.dir,
+    checkpoint,
+    assembled,
+    async predict(paths, batchSize = experiment.trainer.evalBatchSize) {
+      const missing = paths.filter((p) => !existsSync(p));
+      if (missing.length) throw new Error(`image${missing.length > 1 ? 's' : ''} not found: ${missing.join(', ')}`);
+      const samples: Sample[] = paths.map((path) => ({ id: path, path, label: 0, subset: 'predict', split: 'test', videoId: path }));
+      const source = assembled.loader.create(samples, { split: 'test', batchSize, shuffle: false, augment: false, seed: experiment.seed, needs: assembled.detector.needs });
+      const scored = await scoreSource(assembled.detector, source);
+      const byPath = new Map(scored.paths.map((p, i) => [p, scored.scores[i]!]));
+      const unreadable = paths.filter((p) => !byPath.has(p));
+      if (unreadable.length) {
+        throw new Error(`could not decode ${unreadable.join(', ')} (corrupt or not an image: ${assembled.loader.skipped?.().messages.slice(0, 3).join(' | ') ?? ''})`);
+      }
+      return paths.map((p) => byPath.get(p)!);
+    },
+    dispose() {
+      assembled.dispose();
+    },
+  };
+}
