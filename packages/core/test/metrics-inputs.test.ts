@@ -122,8 +122,8 @@ describe('bootstrap AUC interval', () => {
 describe('mean across subsets', () => {
   it('averages rates, sums counts, skips thresholds and metrics missing somewhere', () => {
     const mean = meanAcrossSubsets({
-      a: { auc: 0.8, n: 10, oracle_threshold: 0.3, video_auc: 0.9 },
-      b: { auc: 0.6, n: 30, oracle_threshold: 0.7 },
+      a: { auc: 0.8, n: 10, oracle_threshold: 0.3, video_auc: 0.9, auc_ci_low: 0.7, auc_ci_high: 0.9 },
+      b: { auc: 0.6, n: 30, oracle_threshold: 0.7, auc_ci_low: 0.5, auc_ci_high: 0.7 },
     });
     expect(mean).toEqual({ auc: (0.8 + 0.6) / 2, n: 40 });
   });

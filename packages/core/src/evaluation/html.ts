@@ -85,14 +85,14 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 10
 .meta { color: #555; font-size: 13px; margin: 0 0 16px; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #d5d5d5; padding: 4px 8px; text-align: right; white-space: nowrap; }
-th[scope=row] { text-align: left; } thead th { background: #f1f4f8; }
+th[scope=row], thead th:first-child { text-align: left; } thead th { background: #f1f4f8; }
 tr.mean { font-weight: bold; background: #f6f8fb; } tr.overall { background: #fbfbf3; }
 table.protocol td { text-align: left; white-space: normal; }
 .note { font-size: 12px; color: #555; max-width: 900px; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
 figure { margin: 0; border: 1px solid #e2e2e2; padding: 6px; }
 figcaption { font-size: 12px; text-align: center; color: #333; }
-.no-curve { width: 360px; height: 360px; display: flex; align-items: center; justify-content: center; color: #888; margin: 0; }
+.no-curve { width: 362px; height: 376px; display: flex; align-items: center; justify-content: center; color: #888; margin: 0; }
 </style>
 </head>
 <body>

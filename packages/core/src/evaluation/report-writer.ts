@@ -18,7 +18,7 @@ export interface WriteReportOptions extends SubsetNaming {
   evaluator: string;
   videoLevel: boolean;
   png: boolean;
-  /** Render scale of the PNGs (2 = 720×720 px for the 360 px plot). */
+  /** Render scale of the PNGs (2 = 724×752 px for the 362×376 px SVG). */
   pngScale?: number;
 }
 
@@ -109,7 +109,7 @@ export async function writeEvaluationReport(
     if (options.png) {
       const relative = `roc/${files.get(set.name)!}.png`;
       const path = join(dir, relative);
-      // librsvg renders at 72 dpi; the density scales the 360 px plot to a sharper raster.
+      // librsvg renders at 72 dpi; the density scales the SVG to a sharper raster.
       await sharp(Buffer.from(svg), { density: 72 * (options.pngScale ?? 2) }).png().toFile(path);
       plot.png = relative;
       written.push(path);

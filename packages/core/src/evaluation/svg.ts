@@ -13,9 +13,11 @@ export interface CurveSeries {
 
 export const CURVE_COLORS = { frame: '#1f5fbf', video: '#e0701a' } as const;
 
-const SIZE = 360;
-const PAD = { left: 52, right: 14, top: 34, bottom: 46 };
-const PLOT = SIZE - PAD.left - PAD.right; // square plot area
+const PAD = { left: 52, right: 20, top: 34, bottom: 52 };
+const PLOT = 290; // square plot area
+/** Size of the SVG in CSS pixels (the PNG is this times the render scale). */
+export const ROC_SVG_SIZE = { width: PAD.left + PLOT + PAD.right, height: PAD.top + PLOT + PAD.bottom } as const;
+const { width: WIDTH, height: HEIGHT } = ROC_SVG_SIZE;
 
 export function escapeXml(text: string): string {
   return text.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -67,15 +69,15 @@ export function rocSvg(title: string, series: CurveSeries[]): string {
     );
   });
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${SIZE}" height="${SIZE}" viewBox="0 0 ${SIZE} ${SIZE}" role="img" aria-label="ROC curve: ${escapeXml(title)}">`,
-    `<rect x="0" y="0" width="${SIZE}" height="${SIZE}" fill="#ffffff"/>`,
-    `<text x="${SIZE / 2}" y="20" font-size="14" font-weight="bold" text-anchor="middle" fill="#111" font-family="DejaVu Sans, Arial, sans-serif">${escapeXml(title)}</text>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="ROC curve: ${escapeXml(title)}">`,
+    `<rect x="0" y="0" width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`,
+    `<text x="${WIDTH / 2}" y="20" font-size="14" font-weight="bold" text-anchor="middle" fill="#111" font-family="DejaVu Sans, Arial, sans-serif">${escapeXml(title)}</text>`,
     ...grid,
     `<line x1="${x0}" y1="${y1}" x2="${x1}" y2="${y0}" stroke="#9a9a9a" stroke-width="1" stroke-dasharray="3 3"/>`,
     `<rect x="${x0}" y="${y0}" width="${PLOT}" height="${PLOT}" fill="none" stroke="#555" stroke-width="1"/>`,
     ...curves,
     ...legend,
-    `<text x="${(x0 + x1) / 2}" y="${SIZE - 8}" font-size="12" text-anchor="middle" fill="#222" font-family="DejaVu Sans, Arial, sans-serif">false positive rate (real called fake)</text>`,
+    `<text x="${(x0 + x1) / 2}" y="${HEIGHT - 10}" font-size="12" text-anchor="middle" fill="#222" font-family="DejaVu Sans, Arial, sans-serif">false positive rate (real called fake)</text>`,
     `<text x="14" y="${(y0 + y1) / 2}" font-size="12" text-anchor="middle" fill="#222" font-family="DejaVu Sans, Arial, sans-serif" transform="rotate(-90 14 ${(y0 + y1) / 2})">true positive rate (fake caught)</text>`,
     '</svg>',
   ].join('\n');

@@ -110,5 +110,8 @@ export function meanAcrossSubsets(subsets: Record<string, MetricValues>): Metric
 }
 
 const COUNT_METRICS = new Set(['n', 'n_real', 'n_fake', 'video_n']);
-/** Per-subset thresholds have no meaningful mean. */
-const NOT_AVERAGED = new Set(['oracle_threshold']);
+/**
+ * Per-subset thresholds have no meaningful mean, and the mean of interval bounds is not an interval of the
+ * mean (that would need a bootstrap over all subsets at once).
+ */
+const NOT_AVERAGED = new Set(['oracle_threshold', 'auc_ci_low', 'auc_ci_high']);

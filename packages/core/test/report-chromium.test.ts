@@ -1,0 +1,94 @@
+/**
+ * report.html in a real browser: headless Chromium (Debian's package, driven by playwright-core) opens the
+ * file written by the df40 evaluator; a screenshot of each ROC figure must show the drawn curves, and the
+ * page must load without console errors (the CSP would report any attempt to fetch something).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CURVE_COLORS, DF40_TEST_SUBSETS, Df40Evaluator, Df40EvaluatorConfigSchema, Rng } from '@dfd/core';
+import { launchChromium } from '../../../test/support/chromium.js';
+
+function scoredSet() {
+  const rng = new Rng(5);
+  const out = { scores: [] as number[], labels: [] as number[], subsets: [] as string[], videoIds: [] as string[] };
+  DF40_TEST_SUBSETS.forEach((name, k) => {
+    for (let v = 0; v < 30; v++) {
+      const label = v % 2;
+      for (let f = 0; f < 4; f++) {
+        out.scores.push(1 / (1 + Math.exp(-((label - 0.5) * (0.4 + 0.4 * k) + rng.normal()))));
+        out.labels.push(label);
+        out.subsets.push(name);
+        out.videoIds.push(`${name}/${label}/v${v}`);
+      }
+    }
+  });
+  return out;
+}
+
+async function colorPixels(png: Buffer, color: string): Promise<number> {
+  const { data } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16)) as [number, number, number];
+  let count = 0;
+  for (let i = 0; i < data.length; i += 3) {
+    if (Math.abs(data[i]! - r) + Math.abs(data[i + 1]! - g) + Math.abs(data[i + 2]! - b) < 60) count++;
+  }
+  return count;
+}
+
+describe('report.html in headless Chromium', () => {
+  let browser: Browser;
+  let dir: string;
+  beforeAll(async () => {
+    browser = await launchChromium();
+    dir = mkdtempSync(join(tmpdir(), 'dfd-report-chromium-'));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows the metrics table and one drawn ROC plot per subset plus overall', async () => {
+    const evaluator = new Df40Evaluator(Df40EvaluatorConfigSchema.parse({ bootstrap: 200 }));
+    const scored = scoredSet();
+    const report = evaluator.evaluate(scored, { split: 'test', selection: 'val', frames_per_video: 4, sampling: 'even' });
+    await evaluator.writeReport(report, scored, dir);
+
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(pathToFileURL(join(dir, 'report.html')).href, { waitUntil: 'load' });
+
+    // the table: 8 subsets, the mean and overall, with the AUCs the report holds
+    const rows = await page.locator('table.metrics tbody tr').allInnerTexts();
+    expect(rows).toHaveLength(10);
+    expect(rows[0]).toContain('heygen');
+    expect(rows[0]).toContain(report.subsets.heygen!.auc!.toFixed(4));
+    expect(rows[8]).toContain('mean of 8 subsets');
+
+    const figures = page.locator('figure.roc-figure');
+    expect(await figures.count()).toBe(9);
+    for (let i = 0; i < 9; i++) {
+      const figure = figures.nth(i);
+      const name = await figure.getAttribute('data-name');
+      const box = await figure.locator('svg').boundingBox();
+      expect(box!.width, `${name}: plot width`).toBeGreaterThan(300);
+      const shot = await figure.screenshot();
+      const frame = await colorPixels(shot, CURVE_COLORS.frame);
+      const video = await colorPixels(shot, CURVE_COLORS.video);
+      // a 2.5 px curve spanning a 290 px plot covers hundreds of pixels; an empty plot has none of these colours
+      expect(frame, `${name}: frame ROC pixels in the screenshot`).toBeGreaterThan(300);
+      expect(video, `${name}: video ROC pixels in the screenshot`).toBeGreaterThan(300);
+    }
+    await page.screenshot({ path: join(dir, 'report-screenshot.png'), fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});
