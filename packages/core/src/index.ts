@@ -27,6 +27,7 @@ export * from './run/run-directory.js';
 export * from './run/assemble.js';
 export * from './run/runner.js';
 export * from './run/load-run.js';
+export * from './run/sweep.js';
 export * from './run/progress.js';
 export * from './detectors/clip-prompt.js';
 export { corePlugin } from './builtin-plugin.js';

@@ -173,3 +173,24 @@ describe('predict with a trained run', () => {
     loaded.dispose();
   });
 });
+
+describe('sweeps', () => {
+  test('one parent run and one child per variant, children tagged with the parent', async () => {
+    const runsDir = tempRuns();
+    const { runSweep } = await import('@dfd/core');
+    const sweep = await runSweep(toyExperiment(runsDir, { name: 'lr-sweep', trainer: { epochs: 1, batchSize: 16 } }), [
+      { name: 'lr0.1', overrides: { trainer: { optimizer: { type: 'sgd', lr: 0.1 } } } },
+      { name: 'lr0.01', overrides: { trainer: { optimizer: { type: 'sgd', lr: 0.01 } } } },
+    ]);
+    expect(sweep.children.map((c) => c.status)).toEqual(['finished', 'finished']);
+    const parentEvents = readEvents(sweep.sweepDir);
+    expect(parentEvents.map((e) => e.type)).toEqual(['run-start', 'eval', 'eval', 'end']);
+    for (const child of sweep.children) {
+      const start = readEvents(child.runDir)[0]!;
+      expect(start).toMatchObject({ type: 'run-start', parentRunId: sweep.sweepId });
+      expect((start as { config: { trainer: { epochs: number } } }).config.trainer.epochs).toBe(1);
+    }
+    const configs = sweep.children.map((c) => JSON.parse(readFileSync(join(c.runDir, 'config.json'), 'utf8')).trainer.optimizer.lr);
+    expect(configs).toEqual([0.1, 0.01]);
+  });
+});
