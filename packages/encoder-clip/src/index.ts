@@ -1,1 +1,13 @@
-export {};
+/**
+ * @dfd/encoder-clip: CLIP's towers in tfjs from Hugging Face weights (trainable), its BPE tokenizer, CLIP
+ * preprocessing, and a fast frozen image path on onnxruntime-node.
+ */
+export * from './config.js';
+export * from './tokenizer.js';
+export * from './weights.js';
+export * from './clip-encoder.js';
+export * from './load.js';
+export * from './preprocess.js';
+export * from './pil-resample.js';
+export * from './onnx-encoder.js';
+export * from './frozen-tfjs.js';
