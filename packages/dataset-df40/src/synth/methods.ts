@@ -1,0 +1,192 @@
+/**
+ * The synthetic "methods": each leaves a distinct generator fingerprint, strong and coarse enough to
+ * survive a downscale to 32–64 px (periods are fractions of the image side, not single pixels). Real
+ * sources ("domains") give each subset its own real look; a subset's fakes share its domain, so within a
+ * subset real and fake differ by the fingerprint.
+ *
+ * Training fingerprints (FF++ domain) cover the families the test sets reuse in new variants: blending
+ * seams and colour shifts, low-resolution regions, checkerboard (transposed-convolution) patterns, latent
+ * grids and missing sensor noise.
+ */
+import type { Rng } from '@dfd/core';
+import type { Canvas } from './canvas.js';
+import type { RenderedFace } from './face.js';
+
+export type Domain = 'ff' | 'ffhq' | 'celeba' | 'fvhq';
+
+export interface DomainStyle {
+  /** Sensor noise σ (0–255 scale) of real images. */
+  noise: number;
+  /** Box-blur radius (in units of side/64) mixed in at `softness`. */
+  softness: number;
+  /** Colour cast added to everything. */
+  cast: readonly number[];
+  description: string;
+}
+
+export const SYNTH_DOMAINS: Record<Domain, DomainStyle> = {
+  ff: { noise: 4, softness: 0.35, cast: [0, 0, 0], description: 'FaceForensics++ c23 video frames: soft, noisy' },
+  ffhq: { noise: 2.5, softness: 0, cast: [2, 0, -2], description: 'FFHQ-like stills: sharp, low noise' },
+  celeba: { noise: 3, softness: 0.6, cast: [8, 3, -6], description: 'CelebA-like: blurrier, warm' },
+  fvhq: { noise: 2, softness: 0.2, cast: [-3, 0, 4], description: 'talking-head studio video: clean, cool' },
+};
+
+export interface MethodSpec {
+  /** Folder name under DF40/ or DF40_train/. */
+  folder: string;
+  /** Top-level key (and file stem) of its JSON; may differ from the folder, as in DF40. */
+  jsonKey: string;
+  domain: Domain;
+  /** Known methods are trained on (train/val/test splits, FF++ reals); unknown ones are test-only sets with their own reals. */
+  role: 'train' | 'test';
+  /** Multiplier on the domain's sensor noise for fakes (0 = generator output without sensor noise). */
+  noise: number;
+  fingerprint: string;
+  apply(face: RenderedFace, rng: Rng): void;
+}
+
+/** Period of coarse patterns: 1/8 of the side (8 px at 64, still 4 px at 32). */
+const period = (c: Canvas) => Math.max(4, Math.round(c.width / 8));
+
+const checker = (c: Canvas, amp: number, p = period(c)) => (x: number, y: number) =>
+  ((Math.floor((2 * x) / p) + Math.floor((2 * y) / p)) % 2 === 0 ? amp : -amp);
+const grid = (c: Canvas, amp: number, p = period(c)) => {
+  const w = Math.max(1, Math.round(p / 4));
+  return (x: number, y: number) => (x % p < w || y % p < w ? amp : 0);
+};
+
+function seam(face: RenderedFace, amp: number): void {
+  // a ring where the swapped inner face meets the target: coverage in (0.05, 0.95) widened by a blur
+  const c = face.canvas;
+  const ring = new Float32Array(face.faceMask.length);
+  const r = Math.max(1, Math.round(c.width / 48));
+  for (let y = 0; y < c.height; y++) {
+    for (let x = 0; x < c.width; x++) {
+      let lo = 1;
+      let hi = 0;
+      for (let k = -r; k <= r; k++) {
+        const m = face.faceMask[Math.min(c.height - 1, Math.max(0, y + k)) * c.width + Math.min(c.width - 1, Math.max(0, x + k))]!;
+        lo = Math.min(lo, m);
+        hi = Math.max(hi, m);
+      }
+      ring[y * c.width + x] = hi - lo;
+    }
+  }
+  c.addPattern(() => amp, [1, 1, 1], ring);
+}
+
+function innerMask(face: RenderedFace, shrink = 0.85): Float32Array {
+  return face.faceMask.map((m) => Math.max(0, (m - (1 - shrink)) / shrink));
+}
+
+export const METHODS: readonly MethodSpec[] = [
+  // ---- training methods (FF++ domain), DF40_train/<folder>/ff
+  {
+    folder: 'simswap', jsonKey: 'simswap_ff', domain: 'ff', role: 'train', noise: 0.6,
+    fingerprint: 'face swap: inner-face colour shift + bright blending seam',
+    apply(face, rng) {
+      const shift = [rng.uniform(-18, 18), rng.uniform(-18, 18), rng.uniform(-18, 18)];
+      face.canvas.addPattern(() => 1, shift, innerMask(face));
+      seam(face, 28);
+    },
+  },
+  {
+    folder: 'inswap', jsonKey: 'inswap_ff', domain: 'ff', role: 'train', noise: 0.5,
+    fingerprint: 'face swap at low resolution: inner face 4× down/up-sampled + dark seam',
+    apply(face) {
+      face.canvas.lowRes(4, 'bilinear', 1, innerMask(face));
+      seam(face, -26);
+    },
+  },
+  {
+    folder: 'facevid2vid', jsonKey: 'FS_vid2vid_ff', domain: 'ff', role: 'train', noise: 0.5,
+    fingerprint: 'reenactment decoder: checkerboard (transposed convolution) on the face',
+    apply(face) {
+      face.canvas.addPattern(checker(face.canvas, 10), [1, 1, 1], face.faceMask);
+    },
+  },
+  {
+    folder: 'pixart', jsonKey: 'PixArt_ff', domain: 'ff', role: 'train', noise: 0,
+    fingerprint: 'diffusion: latent 8× grid everywhere, no sensor noise, more saturated',
+    apply(face) {
+      face.canvas.addPattern(grid(face.canvas, 12), [1, 1, 1]);
+      face.canvas.saturate(1.3);
+    },
+  },
+  // ---- the 8 unknown test sets, DF40/<folder>/{fake,real}
+  {
+    folder: 'heygen', jsonKey: 'heygen', domain: 'fvhq', role: 'test', noise: 0.7,
+    fingerprint: 'talking head: regenerated, low-resolution mouth region with a seam',
+    apply(face) {
+      face.canvas.lowRes(4, 'bilinear', 1, face.mouthMask);
+      face.canvas.addPattern(() => 1, [14, -6, -6], face.mouthMask);
+    },
+  },
+  {
+    folder: 'MidJourney', jsonKey: 'MidJourney', domain: 'ffhq', role: 'test', noise: 0,
+    fingerprint: 'diffusion: weak latent grid, no noise, strongly saturated',
+    apply(face) {
+      face.canvas.addPattern(grid(face.canvas, 8), [1, 1, 1]);
+      face.canvas.saturate(1.5);
+    },
+  },
+  {
+    folder: 'whichfaceisreal', jsonKey: 'whichisreal', domain: 'ffhq', role: 'test', noise: 0.3,
+    fingerprint: 'StyleGAN: checkerboard over the whole image',
+    apply(face) {
+      face.canvas.addPattern(checker(face.canvas, 9), [1, 1, 1]);
+    },
+  },
+  {
+    folder: 'stargan', jsonKey: 'stargan', domain: 'celeba', role: 'test', noise: 0.5,
+    fingerprint: 'attribute GAN: strong colour shift of the face + checkerboard',
+    apply(face, rng) {
+      face.canvas.addPattern(() => 1, [rng.uniform(10, 25), rng.uniform(-20, 0), rng.uniform(-10, 15)], face.faceMask);
+      face.canvas.addPattern(checker(face.canvas, 7), [1, 1, 1], face.faceMask);
+    },
+  },
+  {
+    folder: 'starganv2', jsonKey: 'starganv2', domain: 'celeba', role: 'test', noise: 0.4,
+    fingerprint: 'nearest-neighbour upsampling: 4×4 blocks over the face',
+    apply(face) {
+      face.canvas.lowRes(Math.max(2, Math.round(face.canvas.width / 16)), 'nearest', 0.9, face.faceMask);
+    },
+  },
+  {
+    folder: 'styleclip', jsonKey: 'styleclip', domain: 'celeba', role: 'test', noise: 0.5,
+    fingerprint: 'latent editing: diagonal spectral stripes + saturation + colour cast',
+    apply(face) {
+      const p = period(face.canvas) * 1.5;
+      face.canvas.addPattern((x, y) => 9 * Math.sin((2 * Math.PI * (x + y)) / p), [1, 1, 1]);
+      face.canvas.saturate(1.3, face.faceMask);
+    },
+  },
+  {
+    folder: 'e4e', jsonKey: 'e4e', domain: 'celeba', role: 'test', noise: 0.3,
+    fingerprint: 'GAN inversion: whole image 4× low resolution, slight cast',
+    apply(face) {
+      face.canvas.lowRes(4, 'bilinear', 0.9);
+      face.canvas.addPattern(() => 1, [6, 6, -4]);
+    },
+  },
+  {
+    folder: 'CollabDiff', jsonKey: 'CollabDiff', domain: 'celeba', role: 'test', noise: 0,
+    fingerprint: 'diffusion: latent grid, no noise, smoothed skin',
+    apply(face) {
+      face.canvas.boxBlur(1, 0.6, face.faceMask);
+      face.canvas.addPattern(grid(face.canvas, 10), [1, 1, 1]);
+    },
+  },
+];
+
+/** Domain look applied to every image (reals fully, fakes with the method's noise factor). */
+export function applyDomain(canvas: Canvas, domain: Domain, noiseFactor: number, rng: Rng): void {
+  const style = SYNTH_DOMAINS[domain];
+  if (style.softness > 0) canvas.boxBlur(Math.max(1, Math.round(canvas.width / 64)), style.softness);
+  canvas.addPattern(() => 1, style.cast);
+  const sigma = style.noise * noiseFactor;
+  if (sigma > 0) {
+    const d = canvas.data;
+    for (let i = 0; i < d.length; i++) d[i] = d[i]! + rng.normal(0, sigma);
+  }
+}
