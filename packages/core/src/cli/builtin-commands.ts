@@ -3,5 +3,6 @@
  * `registrar.command(...)`; `dfd` merges both lists (see cli/main.ts). Add a core command here.
  */
 import type { CliCommand } from './command.js';
+import { metricsCommand } from './commands/metrics.js';
 
-export const builtinCommands: CliCommand[] = [];
+export const builtinCommands: CliCommand[] = [metricsCommand];

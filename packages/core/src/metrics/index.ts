@@ -8,3 +8,4 @@ export * from './accuracy.js';
 export * from './video.js';
 export * from './bootstrap.js';
 export * from './summary.js';
+export * from './scores-csv.js';
