@@ -74,8 +74,9 @@ export class PromptTemplate {
     this.eotIndices = tokenized.eotIndices;
     const contextLength = encoder.info.contextLength;
     tokenized.lengths.forEach((tokens, i) => {
-      // A prompt that does not fit is truncated by the tokenizer: its EOT would not follow the class name.
-      if (tokens + 2 > contextLength || this.eotIndices[i] !== tokens + 1) {
+      // A prompt that does not fit is cut by the tokenizer (which reports the kept length), so a prompt
+      // filling the whole context is treated as cut: its class name or "." may be missing.
+      if (tokens + 2 >= contextLength || this.eotIndices[i] !== tokens + 1) {
         throw new PromptError(
           `prompt "${this.prompts[i]}" needs ${tokens + 2} tokens but the text tower has ${contextLength}: use fewer context tokens (nCtx) or a shorter class name`,
         );
