@@ -68,7 +68,7 @@ describe('dfd CLI', () => {
     expect(ok.out()).toBe('demo ran a b\n');
     const bad = capture();
     expect(await cliMain(['dmeo'], { ...bad.io, cwd: project, env: {} })).toBe(2);
-    expect(bad.err()).toMatch(/unknown command 'dmeo'\. Commands: run, resume, plugins, .*demo/);
+    expect(bad.err()).toMatch(/unknown command 'dmeo'\. Commands: run, resume, predict, plugins, .*demo/);
     const usage = capture();
     expect(await cliMain(['run'], { ...usage.io, cwd: project, env: {} })).toBe(2);
     expect(usage.err()).toMatch(/expected exactly one experiment file[\s\S]*dfd run <experiment/);
@@ -77,5 +77,30 @@ describe('dfd CLI', () => {
   test('the installed `dfd` binary runs (npx dfd plugins)', () => {
     const out = execFileSync('npx', ['--no-install', 'dfd', 'plugins'], { cwd: resolve(coreDir, '../..'), encoding: 'utf8' });
     expect(out).toMatch(/detector\s+clip-prompt/);
+  });
+});
+
+describe('dfd run / resume as a user runs them', () => {
+  test('`dfd run experiment.ts` trains through tsx with --set overrides and prints the result', () => {
+    const runs = mkdtempSync(join(tmpdir(), 'dfd-cli-runs-'));
+    const bin = resolve(coreDir, 'bin/dfd.js');
+    const out = execFileSync('node', [bin, 'run', 'test/fixtures/toy-experiment.ts', '--set', 'trainer.epochs=1', '--json', '--no-progress'], {
+      cwd: coreDir,
+      encoding: 'utf8',
+      // tsx reads the tsconfig from the cwd, whose `include` (src/) does not cover the test files.
+      env: { ...process.env, DFD_TEST_RUNS: runs, TSX_TSCONFIG_PATH: resolve(coreDir, 'test/tsconfig.json') },
+    });
+    const result = JSON.parse(out.trim().split('\n').at(-1)!);
+    expect(result).toMatchObject({ status: 'finished', steps: 4, selected: { by: 'val' } });
+    expect(result.runDir.startsWith(runs)).toBe(true);
+    expect(result.test.overall.auc).toBeGreaterThan(0.7);
+    let failure: { status: number; stderr: string } | undefined;
+    try {
+      execFileSync('node', [bin, 'resume', result.runDir], { cwd: coreDir, encoding: 'utf8', stdio: 'pipe' });
+    } catch (error) {
+      failure = error as { status: number; stderr: string };
+    }
+    expect(failure?.status).toBe(1);
+    expect(failure?.stderr).toMatch(/already finished; nothing to resume/);
   });
 });

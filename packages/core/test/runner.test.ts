@@ -48,7 +48,7 @@ describe('experiment runner', () => {
     ]);
     const [wa, wb, wc] = await Promise.all([a, b, c].map((r) => modelWeights(join(r.runDir, 'checkpoints/last.safetensors'))));
     expect(wa).toEqual(wb);
-    expect(wa['model/weight']).not.toEqual(wc['model/weight']);
+    expect(wa!['model/weight']).not.toEqual(wc!['model/weight']);
     expect(a.test).toEqual(b.test);
   });
 
@@ -188,7 +188,7 @@ describe('sweeps', () => {
     for (const child of sweep.children) {
       const start = readEvents(child.runDir)[0]!;
       expect(start).toMatchObject({ type: 'run-start', parentRunId: sweep.sweepId });
-      expect((start as { config: { trainer: { epochs: number } } }).config.trainer.epochs).toBe(1);
+      expect((start as unknown as { config: { trainer: { epochs: number } } }).config.trainer.epochs).toBe(1);
     }
     const configs = sweep.children.map((c) => JSON.parse(readFileSync(join(c.runDir, 'config.json'), 'utf8')).trainer.optimizer.lr);
     expect(configs).toEqual([0.1, 0.01]);
