@@ -3,6 +3,7 @@
  * the best-threshold accuracy picks its threshold on the very data it scores, so it is an oracle and is
  * only ever reported under a name that says so.
  */
+import { sortedByClass } from './curve.js';
 import { checkBinaryInputs, checkBothClasses, type BinaryInputs } from './errors.js';
 
 /** The decision threshold of every fixed-threshold metric here: fake iff `p > 0.5`. */
@@ -83,23 +84,18 @@ export interface OracleAccuracy {
  */
 export function oracleAccuracy(inputs: BinaryInputs, where = 'scores'): OracleAccuracy {
   checkBothClasses(inputs, where, 'the best-threshold (oracle) accuracy');
-  const { labels, scores } = inputs;
-  const n = labels.length;
-  const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
-  let nFake = 0;
-  for (let i = 0; i < n; i++) nFake += labels[i]!;
-  // At threshold t, correct = (reals with p <= t) + (fakes with p > t).
-  let realsAtOrBelow = 0;
-  let fakesAtOrBelow = 0;
+  const { real, fake } = sortedByClass(inputs);
+  const n = real.length + fake.length;
+  // Ascending sweep over distinct scores t: correct(t) = (reals with p <= t) + (fakes with p > t).
+  let i = 0;
+  let j = 0;
   let bestCorrect = -1;
   let bestThreshold = NaN;
-  for (let i = 0; i < n; i++) {
-    const idx = order[i]!;
-    if (labels[idx] === 1) fakesAtOrBelow++;
-    else realsAtOrBelow++;
-    const t = scores[idx]!;
-    if (i < n - 1 && scores[order[i + 1]!] === t) continue;
-    const correct = realsAtOrBelow + (nFake - fakesAtOrBelow);
+  while (i < fake.length || j < real.length) {
+    const t = i >= fake.length ? real[j]! : j >= real.length ? fake[i]! : Math.min(fake[i]!, real[j]!);
+    while (i < fake.length && fake[i] === t) i++;
+    while (j < real.length && real[j] === t) j++;
+    const correct = j + (fake.length - i);
     if (correct > bestCorrect) {
       bestCorrect = correct;
       bestThreshold = t;
