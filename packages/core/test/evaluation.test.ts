@@ -157,9 +157,16 @@ describe('df40 evaluator', () => {
     );
   });
 
-  it('on test, a subset outside the protocol is an error', () => {
-    const input = scoredSet([...all, { name: 'simswap_ff', real: 2, fake: 2, separation: 1 }]);
-    expect(() => evaluatorFor('df40').evaluate(input, { split: 'test' })).toThrow(/outside the protocol: simswap_ff/);
+  it('on test, subsets outside the protocol are left out of every number and listed', () => {
+    const evaluator = evaluatorFor('df40', { bootstrap: 0 });
+    const protocolOnly = scoredSet(all);
+    const input = scoredSet([...all, { name: 'simswap_ff', real: 2, fake: 3, separation: 1 }]);
+    const report = evaluator.evaluate(input, { split: 'test', selection: 'val' });
+    expect(report.protocol.excluded_subsets).toBe('simswap_ff (20 frames)');
+    expect(Object.keys(report.subsets)).toEqual([...DF40_TEST_SUBSETS, 'mean']);
+    const clean = evaluator.evaluate(protocolOnly, { split: 'test', selection: 'val' });
+    expect(report.overall).toEqual(clean.overall);
+    expect(report.subsets).toEqual(clean.subsets);
   });
 
   it('on test, a one-class subset is an error with its counts', () => {

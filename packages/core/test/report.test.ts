@@ -141,6 +141,19 @@ describe('evaluation report files', () => {
     expect(html).toContain('FF real/c23 (real only: 15)');
   });
 
+  it('subsets the df40 protocol left out are not plotted either', async () => {
+    const dir = tempDir();
+    const withExtra = scoredSet([...DF40_TEST_SUBSETS.map((name) => ({ name, real: 4, fake: 4, separation: 1 })), { name: 'simswap_ff', real: 4, fake: 4, separation: 1 }]);
+    const df40 = evaluatorFor('df40', { bootstrap: 0 });
+    const extraReport = df40.evaluate(withExtra, { split: 'test' });
+    const written = await df40.writeReport!(extraReport, withExtra, dir);
+    expect(written.some((p) => p.includes('simswap'))).toBe(false);
+    const json = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+    expect(Object.keys(json.roc)).toEqual([...DF40_TEST_SUBSETS, 'overall']);
+    expect(json.protocol.excluded_subsets).toBe('simswap_ff (24 frames)');
+    expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('simswap_ff (24 frames)');
+  });
+
   it('png: false writes only the JSON and the HTML', async () => {
     const dir = tempDir();
     const noPng = evaluatorFor('df40', { bootstrap: 0, png: false });

@@ -5,16 +5,17 @@
  * passed by the runner), frames per video (observed min/max, plus what the caller passes), sampling.
  *
  * On test data (`protocol.split === 'test'`, or when the split is not given and the data holds any of the
- * configured subsets) the protocol is strict: every configured subset must be present, no other subset may
- * be, and each needs both classes — otherwise the mean would silently cover a different protocol. On
- * validation data (model selection) it evaluates whatever subsets are there.
+ * configured subsets) the protocol is strict: every configured subset must be present with both classes —
+ * otherwise the mean would silently cover a different protocol. Scores of other subsets are left out of
+ * the report (overall included) and listed in the protocol facts as `excluded_subsets`. On validation data
+ * (model selection) it evaluates whatever subsets are there.
  */
 import { configToken, inject, injectable } from '../di.js';
 import type { EvaluationReport, Evaluator, ScoredSet } from '../contracts.js';
 import { classCounts, MetricInputError } from '../metrics/errors.js';
 import type { Df40EvaluatorConfig } from './config.js';
 import { evaluateScored, type ProtocolFacts } from './evaluate.js';
-import { subsetGroups, type SubsetNaming } from './groups.js';
+import { canonicalSubsetName, subsetGroups, type SubsetNaming } from './groups.js';
 import { writeEvaluationReport } from './report-writer.js';
 
 @injectable()
@@ -30,11 +31,16 @@ export class Df40Evaluator implements Evaluator {
 
   evaluate(scored: ScoredSet, protocol: ProtocolFacts = {}): EvaluationReport {
     const strict = this.isTestProtocol(scored, protocol);
-    if (strict) this.checkTestSubsets(scored);
+    let excluded: string | undefined;
+    if (strict) {
+      ({ scored, excluded } = this.protocolSubsets(scored));
+      this.checkTestSubsets(scored);
+    }
     const facts: ProtocolFacts = {
       protocol: this.config.protocolName,
       test_subsets: this.subsets.join(','),
       primary_metric: 'frame-level AUC',
+      ...(excluded ? { excluded_subsets: excluded } : {}),
       ...(strict && protocol.selection === undefined ? { selection: 'not recorded by the caller' } : {}),
       ...protocol,
     };
@@ -50,6 +56,8 @@ export class Df40Evaluator implements Evaluator {
   }
 
   writeReport(report: EvaluationReport, scored: ScoredSet, dir: string): Promise<string[]> {
+    // The plots show what the numbers cover: the same exclusion as evaluate() made.
+    if (report.protocol.excluded_subsets !== undefined) scored = this.protocolSubsets(scored).scored;
     return writeEvaluationReport(report, scored, dir, {
       evaluator: this.name,
       ...this.naming,
@@ -65,6 +73,30 @@ export class Df40Evaluator implements Evaluator {
     return subsetGroups(scored, this.naming, false).some((g) => configured.has(g.name));
   }
 
+  /** Only the scores of configured subsets, and a description of what was left out. */
+  private protocolSubsets(scored: ScoredSet): { scored: ScoredSet; excluded?: string } {
+    if (!scored.subsets) return { scored };
+    const configured = new Set(this.subsets);
+    const keep: number[] = [];
+    const dropped = new Map<string, number>();
+    scored.subsets.forEach((raw, i) => {
+      const name = canonicalSubsetName(raw, this.naming);
+      if (configured.has(name)) keep.push(i);
+      else dropped.set(name, (dropped.get(name) ?? 0) + 1);
+    });
+    if (dropped.size === 0) return { scored };
+    const pick = <T>(values: ArrayLike<T>) => keep.map((i) => values[i]!);
+    return {
+      scored: {
+        scores: pick(scored.scores),
+        labels: pick(scored.labels),
+        subsets: pick(scored.subsets),
+        ...(scored.videoIds ? { videoIds: pick(scored.videoIds) } : {}),
+      },
+      excluded: [...dropped].map(([name, count]) => `${name} (${count} frames)`).join(', '),
+    };
+  }
+
   private checkTestSubsets(scored: ScoredSet): void {
     if (!scored.subsets) {
       throw new MetricInputError(
@@ -74,17 +106,11 @@ export class Df40Evaluator implements Evaluator {
     const groups = subsetGroups(scored, this.naming, false);
     const present = new Set(groups.map((g) => g.name));
     const missing = this.subsets.filter((s) => !present.has(s));
-    const extra = groups.map((g) => g.name).filter((s) => !this.subsets.includes(s));
     const fix = `set the evaluator's config.subsets (now: ${this.subsets.join(', ')}) to the subsets you evaluate`;
     if (missing.length > 0) {
       throw new MetricInputError(
         `df40 evaluator: ${missing.length} configured test subset(s) have no scores: ${missing.join(', ')} ` +
           `(present: ${[...present].join(', ') || 'none'}); load them or ${fix}`,
-      );
-    }
-    if (extra.length > 0) {
-      throw new MetricInputError(
-        `df40 evaluator: scores for subset(s) outside the protocol: ${extra.join(', ')}; remove them from the test data or ${fix}`,
       );
     }
     for (const group of groups) {
