@@ -3,10 +3,11 @@
  * blur, JPEG re-encode, and RGB uint8 out; then normalised CHW float32. No tfjs here, so a feature cache
  * can take the deterministic eval view as a plain Float32Array.
  *
- * sharp's `cubic` kernel is Catmull-Rom (a = −0.5), PIL's BICUBIC; shrink-on-load is off so JPEG sources
- * are resampled from full resolution as PIL does (parity figures: tools/fixtures/df40/).
+ * Downsizing uses sharp's `cubic` kernel (Catmull-Rom, a = −0.5, antialiased: PIL's BICUBIC) with
+ * shrink-on-load off, so JPEG sources are resampled from full resolution as PIL does; enlarging uses a
+ * centre-aligned bicubic affine (see `upsampleCentred`). Parity with PIL: test/pipeline.test.ts.
  */
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import type { FaceBox, Rng } from '@dfd/core';
 import { rngFor } from '@dfd/core';
 import { hwcToChw, normalizationOf } from './normalize.js';
@@ -63,14 +64,17 @@ export async function transformImage(input: ImageInput, spec: TransformSpec, rng
       source = await sharp(input).removeAlpha().jpeg({ quality: 95 }).toBuffer();
     }
     const plan = planTransform(spec, info.width, info.height, rng);
-    let pipe = sharp(source);
-    let current = { width: info.width, height: info.height };
-    if (plan.pre) {
-      pipe = pipe.extract(plan.pre);
-      current = { width: plan.pre.width, height: plan.pre.height };
-    }
-    if (plan.resize.width !== current.width || plan.resize.height !== current.height) {
-      pipe = pipe.resize(plan.resize.width, plan.resize.height, { kernel: 'cubic', fit: 'fill', fastShrinkOnLoad: false });
+    const current = plan.pre ? { width: plan.pre.width, height: plan.pre.height } : { width: info.width, height: info.height };
+    let pipe: Sharp;
+    if (plan.resize.width > current.width && plan.resize.height > current.height) {
+      const up = await upsampleCentred(source, plan.pre, current, plan.resize);
+      pipe = sharp(up.data, { raw: { width: up.width, height: up.height, channels: up.channels } });
+    } else {
+      pipe = sharp(source);
+      if (plan.pre) pipe = pipe.extract(plan.pre);
+      if (plan.resize.width !== current.width || plan.resize.height !== current.height) {
+        pipe = pipe.resize(plan.resize.width, plan.resize.height, { kernel: 'cubic', fit: 'fill', fastShrinkOnLoad: false });
+      }
     }
     if (plan.post) pipe = pipe.extract(plan.post);
     // sharp's blur needs σ ≥ 0.3; below that a Gaussian is the identity at 8-bit precision anyway.
@@ -90,6 +94,55 @@ export async function transformImage(input: ImageInput, spec: TransformSpec, rng
     if (error instanceof ImageDecodeError) throw error;
     throw new ImageDecodeError(describe(input), error);
   }
+}
+
+const UPSAMPLE_PAD = 3;
+
+/**
+ * Bicubic upsampling with pixel centres aligned as PIL and torchvision do (x_in = (x_out + 0.5)/s − 0.5).
+ * sharp's resize ignores the kernel when enlarging and aligns differently (mean error ~7/255 against PIL on
+ * a detailed image); an affine transform with half-pixel offsets on an edge-replicated copy matches PIL to
+ * ~0.15/255 (tools/fixtures/df40).
+ */
+async function upsampleCentred(
+  source: ImageInput,
+  pre: TransformPlan['pre'],
+  current: { width: number; height: number },
+  target: { width: number; height: number },
+): Promise<{ data: Buffer; width: number; height: number; channels: 3 | 4 | 1 | 2 }> {
+  let cut = sharp(source);
+  if (pre) cut = cut.extract(pre);
+  const padded = await cut
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true })
+    .then(({ data, info }) =>
+      sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } })
+        .extend({ top: UPSAMPLE_PAD, bottom: UPSAMPLE_PAD, left: UPSAMPLE_PAD, right: UPSAMPLE_PAD, extendWith: 'copy' })
+        .raw()
+        .toBuffer({ resolveWithObject: true }),
+    );
+  const sx = target.width / current.width;
+  const sy = target.height / current.height;
+  const { data, info } = await sharp(padded.data, { raw: { width: padded.info.width, height: padded.info.height, channels: padded.info.channels } })
+    .affine([sx, 0, 0, sy], {
+      idx: 0.5 - UPSAMPLE_PAD,
+      idy: 0.5 - UPSAMPLE_PAD,
+      odx: -0.5,
+      ody: -0.5,
+      interpolator: sharp.interpolators.bicubic,
+    })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.width < target.width || info.height < target.height) {
+    throw new Error(`upsampling produced ${info.width}×${info.height}, smaller than ${target.width}×${target.height}`);
+  }
+  const exact = await sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } })
+    .extract({ left: 0, top: 0, width: target.width, height: target.height })
+    .raw()
+    .toBuffer();
+  return { data: exact, width: target.width, height: target.height, channels: info.channels as 3 };
 }
 
 function toRgb(data: Uint8Array, pixels: number, channels: number): Uint8Array {
