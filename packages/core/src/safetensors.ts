@@ -8,6 +8,7 @@
  * to float32 on read. The writer streams tensor by tensor and renames into place, so a crash never
  * leaves a half-written checkpoint under the final name.
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -266,4 +267,109 @@ function toFloat32(dtype: SafetensorsDType, bytes: Buffer, where: string): Float
     default:
       throw new SafetensorsError(`${where}: dtype ${dtype} is not a floating-point type`);
   }
+}
+
+/**
+ * Synchronous reader, for code that must build a model inside a synchronous DI factory (e.g. the CLIP
+ * encoder component). Same checks and same one-tensor-at-a-time reads as `SafetensorsFile`.
+ */
+export class SafetensorsFileSync {
+  private constructor(
+    readonly path: string,
+    private fd: number | undefined,
+    private readonly tensors: Map<string, TensorInfo>,
+    readonly metadata: Record<string, string>,
+    private readonly dataStart: number,
+  ) {}
+
+  static open(path: string): SafetensorsFileSync {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (error) {
+      throw new SafetensorsError(`cannot open safetensors file ${path}: ${(error as Error).message}`);
+    }
+    try {
+      const { size } = fstatSync(fd);
+      if (size < 8) throw new SafetensorsError(`${path} is not a safetensors file (only ${size} bytes)`);
+      const lengthBytes = Buffer.alloc(8);
+      readSync(fd, lengthBytes, 0, 8, 0);
+      const headerLength = Number(lengthBytes.readBigUInt64LE(0));
+      if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > size) {
+        throw new SafetensorsError(
+          `${path} is not a safetensors file (header length ${headerLength} does not fit a ${size}-byte file)`,
+        );
+      }
+      const headerBytes = Buffer.alloc(headerLength);
+      readSync(fd, headerBytes, 0, headerLength, 8);
+      const { tensors, metadata } = parseHeader(headerBytes, size - 8 - headerLength, path);
+      return new SafetensorsFileSync(path, fd, tensors, metadata, 8 + headerLength);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new SafetensorsError(`${this.path} has no tensor named '${name}'`);
+    return info;
+  }
+
+  readRaw(name: string): { info: TensorInfo; bytes: Buffer } {
+    if (this.fd === undefined) throw new SafetensorsError(`${this.path} is closed`);
+    const info = this.info(name);
+    const [begin, end] = info.dataOffsets;
+    const bytes = Buffer.alloc(end - begin);
+    if (bytes.length > 0) readSync(this.fd, bytes, 0, bytes.length, this.dataStart + begin);
+    return { info, bytes };
+  }
+
+  readFloat32(name: string): { shape: number[]; data: Float32Array } {
+    const { info, bytes } = this.readRaw(name);
+    return { shape: info.shape, data: toFloat32(info.dtype, bytes, `${this.path}:${name}`) };
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+function parseHeader(headerBytes: Buffer, dataLength: number, path: string): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(headerBytes.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    throw new SafetensorsError(`${path} has a corrupt safetensors header (not JSON)`);
+  }
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      metadata = (raw ?? {}) as Record<string, string>;
+      continue;
+    }
+    const entry = raw as { dtype: SafetensorsDType; shape: number[]; data_offsets: [number, number] };
+    const bytes = BYTES_PER_ELEMENT[entry.dtype];
+    if (bytes === undefined) throw new SafetensorsError(`${path}: tensor ${name} has unsupported dtype ${entry.dtype}`);
+    const [begin, end] = entry.data_offsets;
+    const elements = entry.shape.reduce((a, b) => a * b, 1);
+    if (end - begin !== elements * bytes || end > dataLength || begin < 0) {
+      throw new SafetensorsError(
+        `${path}: tensor ${name} (${entry.dtype} ${JSON.stringify(entry.shape)}) has byte range [${begin}, ${end}) ` +
+          `that does not match its shape or the file size; the file is truncated or corrupt`,
+      );
+    }
+    tensors.set(name, { dtype: entry.dtype, shape: entry.shape, dataOffsets: [begin, end] });
+  }
+  return { tensors, metadata };
 }

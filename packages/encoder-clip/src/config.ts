@@ -3,6 +3,7 @@
  * `vision_config` and `text_config`). Defaults are those of transformers' `CLIPVisionConfig` /
  * `CLIPTextConfig`, so a config that leaves a key out means what it means to transformers.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -132,10 +133,29 @@ function modelName(vision: ClipVisionConfig): string {
 /** Reads `<dir>/config.json`. */
 export async function readClipConfig(dir: string): Promise<ClipConfig> {
   const path = join(dir, 'config.json');
-  let text: string;
+  let text: string | undefined;
   try {
     text = await readFile(path, 'utf8');
   } catch {
+    // reported below
+  }
+  return configFromText(dir, path, text);
+}
+
+/** Synchronous `readClipConfig`, for DI factories. */
+export function readClipConfigSync(dir: string): ClipConfig {
+  const path = join(dir, 'config.json');
+  let text: string | undefined;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    // reported below
+  }
+  return configFromText(dir, path, text);
+}
+
+function configFromText(dir: string, path: string, text: string | undefined): ClipConfig {
+  if (text === undefined) {
     throw new ClipConfigError(
       `${dir} is not a CLIP checkpoint folder: ${path} is missing. Expected a Hugging Face CLIP folder with ` +
         `config.json, model.safetensors, vocab.json and merges.txt (save one with CLIPModel.save_pretrained + CLIPTokenizer.save_pretrained)`,

@@ -25,7 +25,7 @@ export class TfjsClipImageEncoder implements FrozenImageEncoder {
 
   /** Wraps a loaded encoder; `ownsEncoder` disposes it with this wrapper. */
   static async wrap(encoder: ClipEncoder, ownsEncoder = false): Promise<TfjsClipImageEncoder> {
-    const path = await findWeightsFile(encoder.source);
+    const path = findWeightsFile(encoder.source);
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
     return new TfjsClipImageEncoder(encoder, hash.digest('hex'), ownsEncoder);

@@ -11,3 +11,6 @@ export * from './preprocess.js';
 export * from './pil-resample.js';
 export * from './onnx-encoder.js';
 export * from './frozen-tfjs.js';
+export * from './plugin.js';
+export { encodeCommand } from './cli/encode.js';
+export { clipPlugin as default } from './plugin.js';

@@ -3,7 +3,7 @@
  * plugins, the quickstart and `dfd encode` call it.
  */
 import { ensureBackend, type BackendChoice } from '@dfd/core';
-import { readClipConfig } from './config.js';
+import { readClipConfigSync } from './config.js';
 import { ClipEncoder } from './clip-encoder.js';
 import { ClipTokenizer } from './tokenizer.js';
 import { ClipWeightsError, findWeightsFile, loadClipWeights } from './weights.js';
@@ -13,11 +13,20 @@ export interface LoadClipOptions {
   backend?: BackendChoice;
 }
 
+/** Selects the tfjs backend (once per process), then loads. */
 export async function loadClip(dir: string, options: LoadClipOptions = {}): Promise<ClipEncoder> {
   await ensureBackend(options.backend ?? 'auto');
-  const config = await readClipConfig(dir);
-  const weightsPath = await findWeightsFile(dir);
-  const tokenizer = await ClipTokenizer.fromFolder(dir, { contextLength: config.text.maxPositions });
+  return loadClipSync(dir);
+}
+
+/**
+ * Synchronous load on the tfjs backend already selected (the experiment runner selects it before it
+ * assembles components); used by the `encoder: clip` component's factory.
+ */
+export function loadClipSync(dir: string): ClipEncoder {
+  const config = readClipConfigSync(dir);
+  const weightsPath = findWeightsFile(dir);
+  const tokenizer = ClipTokenizer.fromFolderSync(dir, { contextLength: config.text.maxPositions });
   if (tokenizer.vocabSize > config.text.vocabSize) {
     throw new ClipWeightsError(
       `${dir}: vocab.json has ${tokenizer.vocabSize} tokens but config.json's text_config.vocab_size is ${config.text.vocabSize}; ` +
@@ -30,6 +39,6 @@ export async function loadClip(dir: string, options: LoadClipOptions = {}): Prom
       `${dir}: vocab.json's <|endoftext|> id is ${tokenizer.eotId} but config.json's text_config.eos_token_id is ${config.text.eosTokenId}`,
     );
   }
-  const { tensors } = await loadClipWeights(weightsPath, config);
+  const { tensors } = loadClipWeights(weightsPath, config);
   return new ClipEncoder(config, tensors, tokenizer, dir);
 }

@@ -5,6 +5,7 @@
  * pre-tokenisation regex, byte-to-unicode mapping, `</w>` on the last symbol of each word, then SOS + tokens
  * + EOT, truncated so that SOS and EOT always fit in the context length.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -106,12 +107,18 @@ export class ClipTokenizer {
    * `special_tokens_map.json`/`tokenizer_config.json` when they name a pad token, else EOT.
    */
   static async fromFolder(dir: string, options: ClipTokenizerOptions = {}): Promise<ClipTokenizer> {
+    return ClipTokenizer.fromFolderSync(dir, options);
+  }
+
+  /** Synchronous `fromFolder` (two small files), for DI factories. */
+  static fromFolderSync(dir: string, options: ClipTokenizerOptions = {}): ClipTokenizer {
     const vocabPath = join(dir, 'vocab.json');
     const mergesPath = join(dir, 'merges.txt');
     let vocabText: string;
     let mergesText: string;
     try {
-      [vocabText, mergesText] = await Promise.all([readFile(vocabPath, 'utf8'), readFile(mergesPath, 'utf8')]);
+      vocabText = readFileSync(vocabPath, 'utf8');
+      mergesText = readFileSync(mergesPath, 'utf8');
     } catch (error) {
       throw new TokenizerError(
         `${dir} has no CLIP tokenizer files (${(error as Error).message}); a Hugging Face CLIP folder holds vocab.json and merges.txt`,
@@ -125,7 +132,7 @@ export class ClipTokenizer {
     }
     const vocab = new Map(Object.entries(parsed));
     const merges = parseMerges(mergesText, mergesPath);
-    const padToken = await readPadToken(dir);
+    const padToken = readPadToken(dir);
     const padId = options.padId ?? (padToken !== undefined ? vocab.get(padToken) : undefined);
     return new ClipTokenizer(vocab, merges, { ...options, ...(padId !== undefined ? { padId } : {}) });
   }
@@ -253,10 +260,10 @@ function parseMerges(text: string, path: string): Array<[string, string]> {
   return merges;
 }
 
-async function readPadToken(dir: string): Promise<string | undefined> {
+function readPadToken(dir: string): string | undefined {
   for (const file of ['special_tokens_map.json', 'tokenizer_config.json']) {
     try {
-      const json = JSON.parse(await readFile(join(dir, file), 'utf8')) as { pad_token?: string | { content?: string } };
+      const json = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { pad_token?: string | { content?: string } };
       const pad = json.pad_token;
       if (typeof pad === 'string') return pad;
       if (pad && typeof pad.content === 'string') return pad.content;

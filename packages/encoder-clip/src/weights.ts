@@ -4,9 +4,9 @@
  * config first: a missing or misshapen tensor fails with its name, the expected and the found shape.
  * F32, F16 and BF16 checkpoints load (widened to float32 by @dfd/core's reader, one tensor at a time).
  */
-import { access } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SafetensorsFile } from '@dfd/core';
+import { SafetensorsFileSync } from '@dfd/core';
 import type { ClipConfig } from './config.js';
 
 export class ClipWeightsError extends Error {
@@ -63,26 +63,21 @@ export interface LoadedWeights {
 }
 
 /** The weights file of a folder: `model.safetensors`; a folder with only PyTorch pickles gets told how to convert. */
-export async function findWeightsFile(dir: string): Promise<string> {
+export function findWeightsFile(dir: string): string {
   const path = join(dir, 'model.safetensors');
-  try {
-    await access(path);
-    return path;
-  } catch {
-    let hint = '';
-    try {
-      await access(join(dir, 'pytorch_model.bin'));
-      hint = ' It has pytorch_model.bin: convert it with CLIPModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True).';
-    } catch {
-      // nothing to add
-    }
-    throw new ClipWeightsError(`${dir} has no model.safetensors: a Hugging Face CLIP folder needs its weights as safetensors.${hint}`);
-  }
+  if (existsSync(path)) return path;
+  const hint = existsSync(join(dir, 'pytorch_model.bin'))
+    ? ' It has pytorch_model.bin: convert it with CLIPModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True).'
+    : '';
+  throw new ClipWeightsError(`${dir} has no model.safetensors: a Hugging Face CLIP folder needs its weights as safetensors.${hint}`);
 }
 
-/** Reads and checks every tensor; `logit_scale` may be stored as `[]` or `[1]`. */
-export async function loadClipWeights(path: string, config: ClipConfig): Promise<LoadedWeights> {
-  const file = await SafetensorsFile.open(path);
+/**
+ * Reads and checks every tensor, one at a time (synchronous: the encoder component is built inside a
+ * synchronous DI factory). `logit_scale` may be stored as `[]` or `[1]`.
+ */
+export function loadClipWeights(path: string, config: ClipConfig): LoadedWeights {
+  const file = SafetensorsFileSync.open(path);
   try {
     const expected = expectedClipTensors(config);
     const missing = Object.keys(expected).filter((name) => !file.has(name));
@@ -95,7 +90,7 @@ export async function loadClipWeights(path: string, config: ClipConfig): Promise
             : `Expected a Hugging Face CLIPModel checkpoint for ${config.name} (names as in transformers' CLIPModel.state_dict()).`),
       );
     }
-    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+    // Check every shape before reading anything, so a wrong file fails fast.
     let dtype = '';
     for (const [name, shape] of Object.entries(expected)) {
       const info = file.info(name);
@@ -111,12 +106,12 @@ export async function loadClipWeights(path: string, config: ClipConfig): Promise
         throw new ClipWeightsError(`${path}: tensor ${name} has dtype ${info.dtype}; CLIP weights must be F32, F16 or BF16`);
       }
       dtype ||= info.dtype;
-      const { data } = await file.readFloat32(name);
-      tensors.set(name, { shape, data });
     }
+    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, shape] of Object.entries(expected)) tensors.set(name, { shape, data: file.readFloat32(name).data });
     return { tensors, dtype };
   } finally {
-    await file.close();
+    file.close();
   }
 }
 

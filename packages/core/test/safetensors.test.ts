@@ -1,0 +1,103 @@
+/**
+ * Safetensors reader/writer: round trips, F16/BF16 widening against files written by the reference
+ * `safetensors` Python package (the encoder-clip fixtures), the synchronous reader, and corrupt files.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSafetensors, SafetensorsError, SafetensorsFile, SafetensorsFileSync, writeSafetensors } from '@dfd/core';
+
+const CLIP_FIXTURES = fileURLToPath(new URL('../../../tools/fixtures/clip/out/', import.meta.url));
+const TINY_CLIP = fileURLToPath(new URL('../../../examples/models/tiny-clip/model.safetensors', import.meta.url));
+
+describe('safetensors', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dfd-st-'));
+  });
+  afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+  it('round-trips several dtypes and metadata, keys sorted, data section 8-byte aligned', async () => {
+    const path = join(dir, 'a.safetensors');
+    await writeSafetensors(
+      path,
+      {
+        b: { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6.5]) },
+        a: { shape: [3], data: Int32Array.from([-1, 0, 7]) },
+        c: { shape: [], data: Float64Array.from([Math.PI]) },
+      },
+      { note: 'hello' },
+    );
+    const bytes = await readFile(path);
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    expect(headerLength % 8).toBe(0);
+    expect(Object.keys(JSON.parse(bytes.subarray(8, 8 + headerLength).toString()))).toEqual(['__metadata__', 'a', 'b', 'c']);
+    const { tensors, metadata } = await readSafetensors(path);
+    expect(metadata).toEqual({ note: 'hello' });
+    expect(Array.from(tensors.b!.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6.5]);
+    expect(tensors.a).toMatchObject({ dtype: 'I32', shape: [3] });
+    expect(Array.from(tensors.a!.data as Int32Array)).toEqual([-1, 0, 7]);
+    expect((tensors.c!.data as Float64Array)[0]).toBe(Math.PI);
+  });
+
+  it('widens F16 and BF16 written by the Python safetensors package to within their rounding of the F32 weights', async () => {
+    const f32 = await SafetensorsFile.open(TINY_CLIP);
+    const f16 = await SafetensorsFile.open(`${CLIP_FIXTURES}tiny-f16/model.safetensors`);
+    const bf16 = await SafetensorsFile.open(`${CLIP_FIXTURES}tiny-bf16/model.safetensors`);
+    try {
+      const name = 'vision_model.encoder.layers.0.mlp.fc1.weight';
+      expect(f16.info(name).dtype).toBe('F16');
+      expect(bf16.info(name).dtype).toBe('BF16');
+      const full = (await f32.readFloat32(name)).data;
+      const half = (await f16.readFloat32(name)).data;
+      const brain = (await bf16.readFloat32(name)).data;
+      for (let i = 0; i < full.length; i++) {
+        // F16 keeps 11 significant bits, BF16 8 (round to nearest).
+        expect(Math.abs(half[i]! - full[i]!)).toBeLessThanOrEqual(Math.abs(full[i]!) * 2 ** -11 + 2 ** -24);
+        expect(Math.abs(brain[i]! - full[i]!)).toBeLessThanOrEqual(Math.abs(full[i]!) * 2 ** -8);
+      }
+    } finally {
+      await Promise.all([f32.close(), f16.close(), bf16.close()]);
+    }
+  });
+
+  it('the synchronous reader returns what the asynchronous one does', async () => {
+    const sync = SafetensorsFileSync.open(`${CLIP_FIXTURES}tiny-bf16/model.safetensors`);
+    const async_ = await SafetensorsFile.open(`${CLIP_FIXTURES}tiny-bf16/model.safetensors`);
+    try {
+      expect(sync.names().sort()).toEqual(async_.names().sort());
+      for (const name of sync.names().slice(0, 10)) {
+        expect(sync.info(name)).toEqual(async_.info(name));
+        expect(sync.readFloat32(name).data).toEqual((await async_.readFloat32(name)).data);
+      }
+      expect(sync.metadata).toEqual(async_.metadata);
+    } finally {
+      sync.close();
+      await async_.close();
+    }
+    expect(() => sync.readRaw('logit_scale')).toThrow(/closed/);
+  });
+
+  it('names the file and the problem for corrupt or truncated files, sync and async', async () => {
+    const tiny = join(dir, 'tiny.safetensors');
+    await writeFile(tiny, Buffer.from([1, 2, 3]));
+    await expect(SafetensorsFile.open(tiny)).rejects.toThrow(/tiny\.safetensors is not a safetensors file/);
+    expect(() => SafetensorsFileSync.open(tiny)).toThrow(SafetensorsError);
+    const good = join(dir, 'good.safetensors');
+    await writeSafetensors(good, { x: { shape: [4], data: new Float32Array(4) } });
+    const truncated = join(dir, 'truncated.safetensors');
+    const bytes = await readFile(good);
+    await writeFile(truncated, bytes.subarray(0, bytes.length - 4));
+    await expect(SafetensorsFile.open(truncated)).rejects.toThrow(/tensor x .* truncated or corrupt/);
+    expect(() => SafetensorsFileSync.open(truncated)).toThrow(/tensor x .* truncated or corrupt/);
+    const notJson = join(dir, 'notjson.safetensors');
+    const header = Buffer.from('{not json}   ');
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(header.length));
+    await writeFile(notJson, Buffer.concat([length, header]));
+    expect(() => SafetensorsFileSync.open(notJson)).toThrow(/corrupt safetensors header/);
+    expect(() => SafetensorsFileSync.open(join(dir, 'missing.safetensors'))).toThrow(/cannot open safetensors file/);
+  });
+});

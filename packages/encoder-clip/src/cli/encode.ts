@@ -1,0 +1,241 @@
+/**
+ * `dfd encode`: frozen CLIP image features for many images, into one safetensors file.
+ *
+ * Rows are images; `embeds [N, D]` (and `patch_tokens [N, h, w, width]` with --patch-tokens). The image
+ * path of each row is written beside the tensors (`<out>.index.json`, and in the file's metadata). A second
+ * run with the same --out skips the images already there (resumable); the file is rewritten atomically
+ * every few batches, so an interrupted run loses at most those batches. Images that cannot be decoded are
+ * counted, logged with the reason and listed in the index, never written as rows.
+ */
+import { existsSync } from 'node:fs';
+import { writeFile, rename } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { ensureBackend, readSafetensors, UsageError, writeSafetensors, type CliCommand, type CliIO, type FrozenImageEncoder } from '@dfd/core';
+import { loadClip } from '../load.js';
+import { findClipOnnx, OnnxClipImageEncoder } from '../onnx-encoder.js';
+import { TfjsClipImageEncoder } from '../frozen-tfjs.js';
+import { clipResizeCrop, normalizeToChw } from '../preprocess.js';
+import { imagesFromGlob, imagesFromList } from './image-list.js';
+import { parseFlags, positiveInt } from './args.js';
+
+const USAGE = `dfd encode --model DIR (--images GLOB | --dataset LIST) --out FILE.safetensors [options]
+
+Frozen CLIP image embeddings (and optionally patch tokens) for many images.
+
+  --model DIR          Hugging Face CLIP folder (config.json, model.safetensors, vocab.json, merges.txt[, onnx/])
+  --images GLOB        images to encode, e.g. 'data/**/*.jpg' (quote it)
+  --dataset LIST       a text file with one image path per line, or a JSON array of paths / {"path": ...}
+  --out FILE           output .safetensors; the row index goes to FILE.index.json beside it
+  --engine onnx|tfjs   onnx (default when DIR has onnx/vision_model.onnx) or tfjs
+  --onnx PATH          ONNX vision tower, when not at DIR/onnx/vision_model.onnx
+  --device cpu|cuda    onnxruntime device (cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12)
+  --batch N            images per forward pass (default 16)
+  --threads N          onnxruntime intra-op threads (default: all cores)
+  --patch-tokens       also store patch tokens [N, h, w, width]
+  --resample pil|sharp resize filter: pil (default, equals CLIPImageProcessor) or sharp (libvips, faster)
+  --checkpoint-every N rewrite the output every N batches (default 20)
+
+Re-running with the same --out skips images already in it.`;
+
+interface IndexFile {
+  model: string;
+  engine: string;
+  weightsDigest: string;
+  embedDim: number;
+  patchTokens: boolean;
+  rows: string[];
+  skipped: Array<{ path: string; reason: string }>;
+}
+
+class Progress {
+  private lastLine = 0;
+  constructor(private readonly io: CliIO, private readonly total: number, private readonly start = Date.now()) {}
+
+  update(done: number, force = false): void {
+    const seconds = (Date.now() - this.start) / 1000;
+    const rate = seconds > 0 ? done / seconds : 0;
+    const text = `${done}/${this.total} images, ${rate.toFixed(1)} img/s`;
+    if (this.io.isTTY) {
+      const width = 30;
+      const filled = this.total ? Math.round((done / this.total) * width) : width;
+      this.io.stdout.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}`);
+      if (done >= this.total) this.io.stdout.write('\n');
+    } else if (force || done >= this.total || Date.now() - this.lastLine > 10_000) {
+      this.lastLine = Date.now();
+      this.io.stdout.write(`encode: ${text}\n`);
+    }
+  }
+}
+
+async function openEngine(engine: string, model: string, values: Map<string, string>): Promise<FrozenImageEncoder> {
+  if (engine === 'onnx') {
+    const device = values.get('device') ?? 'cpu';
+    if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
+    const threads = values.has('threads') ? positiveInt(values.get('threads'), 'threads', 1) : undefined;
+    return OnnxClipImageEncoder.create(model, {
+      device,
+      ...(values.has('onnx') ? { onnx: values.get('onnx')! } : {}),
+      ...(threads ? { threads } : {}),
+    });
+  }
+  await ensureBackend();
+  return TfjsClipImageEncoder.wrap(await loadClip(model), true);
+}
+
+async function defaultEngine(model: string, onnx: string | undefined): Promise<'onnx' | 'tfjs'> {
+  try {
+    await findClipOnnx(model, onnx);
+    return 'onnx';
+  } catch {
+    return 'tfjs';
+  }
+}
+
+interface Rows {
+  paths: string[];
+  embeds: Float32Array[];
+  patches: Float32Array[];
+}
+
+async function readExisting(out: string, encoder: FrozenImageEncoder, patchTokens: boolean): Promise<Rows> {
+  const rows: Rows = { paths: [], embeds: [], patches: [] };
+  if (!existsSync(out)) return rows;
+  const { tensors, metadata } = await readSafetensors(out);
+  if (metadata.weights_digest !== encoder.weightsDigest) {
+    throw new UsageError(
+      `${out} was written by another model (weights digest ${metadata.weights_digest?.slice(0, 12) ?? 'unknown'}, this one ${encoder.weightsDigest.slice(0, 12)}); ` +
+        'choose another --out or delete the file to start over',
+    );
+  }
+  if ((metadata.patch_tokens === 'true') !== patchTokens) {
+    throw new UsageError(`${out} was written ${patchTokens ? 'without' : 'with'} --patch-tokens; use the same flags to resume, or another --out`);
+  }
+  rows.paths = JSON.parse(metadata.paths ?? '[]') as string[];
+  const embeds = tensors.embeds;
+  if (!embeds || embeds.shape[0] !== rows.paths.length) throw new UsageError(`${out} is not a dfd encode output (no embeds row per path); use another --out`);
+  rows.embeds.push(embeds.data as Float32Array);
+  if (patchTokens) rows.patches.push(tensors.patch_tokens!.data as Float32Array);
+  return rows;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model: string, patchTokens: boolean, skipped: IndexFile['skipped']): Promise<void> {
+  const info = encoder.info;
+  const n = rows.paths.length;
+  rows.embeds = [concat(rows.embeds)];
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = { embeds: { shape: [n, info.embedDim], data: rows.embeds[0]! } };
+  if (patchTokens) {
+    rows.patches = [concat(rows.patches)];
+    tensors.patch_tokens = { shape: [n, info.gridSize, info.gridSize, info.visionWidth], data: rows.patches[0]! };
+  }
+  await writeSafetensors(out, tensors, {
+    model,
+    engine: encoder.engine,
+    weights_digest: encoder.weightsDigest,
+    patch_tokens: String(patchTokens),
+    paths: JSON.stringify(rows.paths),
+  });
+  const index: IndexFile = {
+    model,
+    engine: encoder.engine,
+    weightsDigest: encoder.weightsDigest,
+    embedDim: info.embedDim,
+    patchTokens,
+    rows: rows.paths,
+    skipped,
+  };
+  const indexPath = `${out}.index.json`;
+  await writeFile(`${indexPath}.tmp`, `${JSON.stringify(index, null, 1)}\n`);
+  await rename(`${indexPath}.tmp`, indexPath);
+}
+
+export const encodeCommand: CliCommand = {
+  name: 'encode',
+  summary: 'Frozen CLIP image embeddings (and patch tokens) for many images, resumable, into safetensors',
+  usage: USAGE,
+  async run(args: string[], io: CliIO): Promise<number> {
+    const { values, booleans } = parseFlags(args, {
+      values: ['model', 'images', 'dataset', 'out', 'engine', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every'],
+      booleans: ['patch-tokens', 'help'],
+    });
+    if (booleans.has('help')) {
+      io.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    const modelArg = values.get('model');
+    const outArg = values.get('out');
+    if (!modelArg) throw new UsageError('--model DIR is required');
+    if (!outArg) throw new UsageError('--out FILE.safetensors is required');
+    if (values.has('images') === values.has('dataset')) throw new UsageError('give exactly one of --images GLOB or --dataset LIST');
+    const model = resolve(io.cwd, modelArg);
+    const out = resolve(io.cwd, outArg);
+    const batch = positiveInt(values.get('batch'), 'batch', 16);
+    const every = positiveInt(values.get('checkpoint-every'), 'checkpoint-every', 20);
+    const resample = values.get('resample') ?? 'pil';
+    if (resample !== 'pil' && resample !== 'sharp') throw new UsageError(`--resample must be pil or sharp, got '${resample}'`);
+    const onnxPath = values.has('onnx') ? resolve(io.cwd, values.get('onnx')!) : undefined;
+    if (onnxPath) values.set('onnx', onnxPath);
+    const engine = values.get('engine') ?? (await defaultEngine(model, onnxPath));
+    if (engine !== 'onnx' && engine !== 'tfjs') throw new UsageError(`--engine must be onnx or tfjs, got '${engine}'`);
+    const patchTokens = booleans.has('patch-tokens');
+
+    const images = values.has('images') ? await imagesFromGlob(values.get('images')!, io.cwd) : await imagesFromList(values.get('dataset')!, io.cwd);
+    const encoder = await openEngine(engine, model, values);
+    try {
+      const rows = await readExisting(out, encoder, patchTokens);
+      const done = new Set(rows.paths);
+      const todo = images.filter((p) => !done.has(p));
+      io.stdout.write(
+        `encode: ${images.length} images, ${images.length - todo.length} already in ${out}, ${todo.length} to do ` +
+          `(${encoder.info.name}, ${encoder.engine}, batch ${batch})\n`,
+      );
+      const skipped: IndexFile['skipped'] = [];
+      const size = encoder.info.imageSize;
+      const progress = new Progress(io, todo.length);
+      let processed = 0;
+      let batches = 0;
+      for (let start = 0; start < todo.length; start += batch) {
+        const chunk = todo.slice(start, start + batch);
+        const crops = await Promise.all(
+          chunk.map(async (path) => {
+            try {
+              return await clipResizeCrop(path, size, resample);
+            } catch (error) {
+              const reason = (error as Error).message;
+              skipped.push({ path, reason });
+              io.stderr.write(`encode: skip ${path}: ${reason}\n`);
+              return undefined;
+            }
+          }),
+        );
+        const good = chunk.filter((_, i) => crops[i]);
+        if (good.length) {
+          const pixels = new Float32Array(good.length * 3 * size * size);
+          let k = 0;
+          crops.forEach((crop) => crop && normalizeToChw(crop, size, encoder.info.mean, encoder.info.std, pixels, k++ * 3 * size * size));
+          const result = await encoder.embed(pixels, good.length, { patchTokens });
+          rows.paths.push(...good);
+          rows.embeds.push(result.embeds);
+          if (patchTokens) rows.patches.push(result.patchTokens!);
+        }
+        processed += chunk.length;
+        progress.update(processed);
+        if (++batches % every === 0) await save(out, rows, encoder, model, patchTokens, skipped);
+      }
+      await save(out, rows, encoder, model, patchTokens, skipped);
+      io.stdout.write(`encode: wrote ${rows.paths.length} rows to ${out} (index ${out}.index.json)${skipped.length ? `; skipped ${skipped.length} unreadable image(s)` : ''}\n`);
+      return 0;
+    } finally {
+      await encoder.dispose();
+    }
+  },
+};

@@ -1,0 +1,58 @@
+/**
+ * The @dfd/encoder-clip plugin: the `encoder: clip` component and the `dfd encode` command.
+ *
+ * The component is built synchronously inside the experiment's container (the runner selects the tfjs
+ * backend before it assembles components). `engine`/`onnx`/`device` choose the fast frozen image path that
+ * `frozenImageEncoderFor(config)` opens for feature extraction; the component itself is the trainable tfjs
+ * encoder, since onnxruntime has no text tower and no gradients.
+ */
+import { z } from 'zod';
+import { definePlugin, type FrozenImageEncoder } from '@dfd/core';
+import { loadClip, loadClipSync } from './load.js';
+import { OnnxClipImageEncoder } from './onnx-encoder.js';
+import { TfjsClipImageEncoder } from './frozen-tfjs.js';
+import { encodeCommand } from './cli/encode.js';
+
+export const clipEncoderConfig = z.object({
+  /** Hugging Face CLIP folder: config.json, model.safetensors, vocab.json, merges.txt. */
+  model: z.string().min(1),
+  /** ONNX vision tower; default `<model>/onnx/vision_model.onnx`. */
+  onnx: z.string().optional(),
+  /** Engine of the frozen image path (feature extraction). */
+  engine: z.enum(['tfjs', 'onnx']).default('tfjs'),
+  /** onnxruntime device for the frozen image path. */
+  device: z.enum(['cpu', 'cuda']).default('cpu'),
+  /** Which tower is fine-tuned; CLIP stays frozen by default (prompt learning). */
+  trainable: z.enum(['none', 'vision', 'text', 'all']).default('none'),
+});
+
+export type ClipEncoderConfig = z.output<typeof clipEncoderConfig>;
+
+/** The frozen image path a config asks for (onnxruntime or the tfjs towers). */
+export async function frozenImageEncoderFor(config: ClipEncoderConfig): Promise<FrozenImageEncoder> {
+  if (config.engine === 'onnx') {
+    return OnnxClipImageEncoder.create(config.model, { device: config.device, ...(config.onnx ? { onnx: config.onnx } : {}) });
+  }
+  return TfjsClipImageEncoder.wrap(await loadClip(config.model), true);
+}
+
+export const clipPlugin = definePlugin({
+  name: '@dfd/encoder-clip',
+  version: '0.1.0',
+  register(registrar) {
+    registrar.add({
+      kind: 'encoder',
+      name: 'clip',
+      description: 'CLIP (ViT) image and text towers in tfjs from a Hugging Face folder; frozen unless `trainable` says otherwise',
+      config: clipEncoderConfig,
+      useFactory: (config) => {
+        const encoder = loadClipSync(config.model);
+        if (config.trainable !== 'none') encoder.setTrainable(config.trainable);
+        return encoder;
+      },
+    });
+    registrar.command(encodeCommand);
+  },
+});
+
+export default clipPlugin;
