@@ -1,7 +1,8 @@
 /**
  * report.html in a real browser: headless Chromium (Debian's package, driven by playwright-core) opens the
- * file written by the df40 evaluator; a screenshot of each ROC figure must show the drawn curves, and the
- * page must load without console errors (the CSP would report any attempt to fetch something).
+ * report of a real run (the toy experiment trained by the runner, evaluated by `df40`) and the report of
+ * the 8 default DF40 subsets; a screenshot of each ROC figure must show the drawn curves, and the page must
+ * load without console errors (the CSP would report any attempt to fetch something).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,8 +11,9 @@ import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CURVE_COLORS, DF40_TEST_SUBSETS, Df40Evaluator, Df40EvaluatorConfigSchema, Rng } from '@dfd/core';
+import { CURVE_COLORS, DF40_TEST_SUBSETS, Df40Evaluator, Df40EvaluatorConfigSchema, Rng, runExperiment } from '@dfd/core';
 import { launchChromium } from '../../../test/support/chromium.js';
+import { toyExperiment } from './support/toy-plugin.js';
 
 function scoredSet() {
   const rng = new Rng(5);
@@ -52,43 +54,59 @@ describe('report.html in headless Chromium', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('shows the metrics table and one drawn ROC plot per subset plus overall', async () => {
-    const evaluator = new Df40Evaluator(Df40EvaluatorConfigSchema.parse({ bootstrap: 200 }));
-    const scored = scoredSet();
-    const report = evaluator.evaluate(scored, { split: 'test', selection: 'val', frames_per_video: 4, sampling: 'even' });
-    await evaluator.writeReport(report, scored, dir);
-
+  /** Opens a report, checks every ROC figure's screenshot for both curves; returns the table rows. */
+  async function checkReport(path: string, figuresExpected: number): Promise<string[]> {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const problems: string[] = [];
     page.on('console', (m) => {
       if (m.type() === 'error') problems.push(m.text());
     });
     page.on('pageerror', (e) => problems.push(e.message));
-    await page.goto(pathToFileURL(join(dir, 'report.html')).href, { waitUntil: 'load' });
-
-    // the table: 8 subsets, the mean and overall, with the AUCs the report holds
-    const rows = await page.locator('table.metrics tbody tr').allInnerTexts();
-    expect(rows).toHaveLength(10);
-    expect(rows[0]).toContain('heygen');
-    expect(rows[0]).toContain(report.subsets.heygen!.auc!.toFixed(4));
-    expect(rows[8]).toContain('mean of 8 subsets');
-
+    await page.goto(pathToFileURL(path).href, { waitUntil: 'load' });
     const figures = page.locator('figure.roc-figure');
-    expect(await figures.count()).toBe(9);
-    for (let i = 0; i < 9; i++) {
+    expect(await figures.count()).toBe(figuresExpected);
+    for (let i = 0; i < figuresExpected; i++) {
       const figure = figures.nth(i);
       const name = await figure.getAttribute('data-name');
       const box = await figure.locator('svg').boundingBox();
       expect(box!.width, `${name}: plot width`).toBeGreaterThan(300);
       const shot = await figure.screenshot();
-      const frame = await colorPixels(shot, CURVE_COLORS.frame);
-      const video = await colorPixels(shot, CURVE_COLORS.video);
       // a 2.5 px curve spanning a 290 px plot covers hundreds of pixels; an empty plot has none of these colours
-      expect(frame, `${name}: frame ROC pixels in the screenshot`).toBeGreaterThan(300);
-      expect(video, `${name}: video ROC pixels in the screenshot`).toBeGreaterThan(300);
+      expect(await colorPixels(shot, CURVE_COLORS.frame), `${name}: frame ROC pixels in the screenshot`).toBeGreaterThan(300);
+      expect(await colorPixels(shot, CURVE_COLORS.video), `${name}: video ROC pixels in the screenshot`).toBeGreaterThan(300);
     }
-    await page.screenshot({ path: join(dir, 'report-screenshot.png'), fullPage: true });
+    const rows = await page.locator('table.metrics tbody tr').allInnerTexts();
+    await page.screenshot({ path: join(path, '..', 'report-screenshot.png'), fullPage: true });
     expect(problems).toEqual([]);
     await page.close();
+    return rows;
+  }
+
+  it("a run's report.html shows the ROC plots of its test subsets", async () => {
+    const runsDir = join(dir, 'runs');
+    const experiment = toyExperiment(runsDir, {
+      name: 'toy-report',
+      dataset: { use: 'toy', config: { root: join(runsDir, 'toy-data'), perSplit: { train: 64, val: 32, test: 120 } } },
+      evaluator: { use: 'df40', config: { subsets: ['a', 'b'], bootstrap: 200 } },
+      trainer: { epochs: 2, batchSize: 16, evalBatchSize: 32, optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } },
+    });
+    const result = await runExperiment(experiment as never);
+    expect(result.status).toBe('finished');
+    const rows = await checkReport(join(result.runDir, 'report.html'), 3);
+    expect(rows.map((r) => r.split('\t')[0])).toEqual(['a', 'b', 'mean of 2 subsets', 'overall (all frames pooled)']);
+    expect(rows[3]).toContain(result.test!.overall.auc!.toFixed(4));
+  });
+
+  it('shows the metrics table and one drawn ROC plot per subset plus overall', async () => {
+    const evaluator = new Df40Evaluator(Df40EvaluatorConfigSchema.parse({ bootstrap: 200 }));
+    const scored = scoredSet();
+    const report = evaluator.evaluate(scored, { split: 'test', selection: 'val', frames_per_video: 4, sampling: 'even' });
+    await evaluator.writeReport(report, scored, dir);
+
+    const rows = await checkReport(join(dir, 'report.html'), 9);
+    expect(rows).toHaveLength(10);
+    expect(rows[0]).toContain('heygen');
+    expect(rows[0]).toContain(report.subsets.heygen!.auc!.toFixed(4));
+    expect(rows[8]).toContain('mean of 8 subsets');
   });
 });
