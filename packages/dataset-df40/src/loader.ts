@@ -121,8 +121,10 @@ class ImageBatchSource implements BatchSource {
         if (batch) yield batch;
       }
     } finally {
-      // The consumer stopped early: release what was prepared ahead.
-      for (const pending of queue) void pending.then((b) => b?.dispose(), () => undefined);
+      // The consumer stopped early: wait for what was prepared ahead and release it, so tensor memory is
+      // back to where it was when the loop exits (a `break` awaits this).
+      const pending = await Promise.allSettled(queue);
+      for (const result of pending) if (result.status === 'fulfilled') result.value?.dispose();
     }
   }
 
