@@ -142,7 +142,7 @@ export class MlflowServer {
 
   /** Starts (again) on the same port with the same database and artifacts. */
   async restart(timeoutMs = 120_000): Promise<void> {
-    if (this.child) await this.stop();
+    if (this.child) await this.stop('SIGKILL');
     await this.startProcess(timeoutMs);
   }
 
@@ -197,8 +197,11 @@ export class MlflowServer {
     }
   }
 
-  /** Stops the server: SIGTERM to its process group, SIGKILL after 10 s. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the server: SIGTERM to its process group (SIGKILL after 10 s), or SIGKILL at once to simulate a
+   * crash or a pulled network cable (`stop('SIGKILL')`).
+   */
+  async stop(first: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const child = this.child;
     if (!child || child.pid === undefined) return;
     const pid = child.pid;
@@ -209,7 +212,7 @@ export class MlflowServer {
         // already gone
       }
     };
-    signal('SIGTERM');
+    signal(first);
     const timer = setTimeout(() => signal('SIGKILL'), 10_000);
     await this.exited;
     clearTimeout(timer);

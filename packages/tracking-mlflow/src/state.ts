@@ -5,9 +5,9 @@
  * The record is events.jsonl; the state is a cursor into it, per tracking server:
  *   sentEvents   events [0, sentEvents) are fully applied on that server
  *   lastEvent    type and time of event sentEvents-1, to detect an events.jsonl that changed under us
- *   uncertain    a write may have been applied without our knowing (a reset connection, a 5xx, a partial
- *                batch, or a run adopted by its dfd.runId tag): the next metric send first reconciles with
- *                the server's history, so no point is logged twice
+ *   uncertainUntil  events before this index may already be on the server without our knowing (a reset
+ *                connection, a 5xx, a partial batch, or a run adopted by its dfd.runId tag): their metric
+ *                points are first reconciled with the server's history, so no point is logged twice
  */
 import { existsSync, readFileSync, renameSync, writeFileSync, unlinkSync, openSync, closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ export interface TargetState {
   artifactUri?: string;
   sentEvents: number;
   lastEvent?: { type: string; time: number };
-  uncertain?: boolean;
+  uncertainUntil?: number;
   /** Metric points this client sent to this server (for reports; the server is the truth). */
   sentMetricPoints: number;
   ended?: boolean;

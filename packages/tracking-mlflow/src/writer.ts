@@ -23,6 +23,12 @@ export interface IndexedOps {
 
 export type Logger = (message: string) => void;
 
+/** The events (line indices) an operation belongs to. */
+interface EventRange {
+  first: number;
+  last: number;
+}
+
 export interface WriterOptions {
   /** MLflow experiment; default: the dfd experiment name of the run. */
   experimentName?: string;
@@ -83,12 +89,13 @@ export class MlflowRunWriter {
       );
       this.target.sentEvents = 0;
       this.target.lastEvent = undefined;
-      this.target.uncertain = true;
+      this.target.uncertainUntil = Number.MAX_SAFE_INTEGER;
     }
   }
 
   /** Applies items in order (items already applied are skipped). Throws on the first failure; progress is saved. */
   async apply(items: IndexedOps[]): Promise<void> {
+    this.knownEvents = Math.max(this.knownEvents, ...items.map((item) => item.index + 1));
     let i = 0;
     while (i < items.length) {
       const item = items[i]!;
@@ -113,38 +120,41 @@ export class MlflowRunWriter {
         if (!this.target.runId) {
           throw new Error(`internal: metrics at event ${item.index} before the run was created (events.jsonl must start with run-start)`);
         }
-        await this.sendLog(mergeLogs(segment.flatMap((s) => s.ops)));
-        this.advance(segment[segment.length - 1]!);
+        await this.sendLog(mergeLogs(segment.flatMap((s) => s.ops)), { first: item.index, last: segment[segment.length - 1]!.index });
+        this.advance(segment[segment.length - 1]!, segment.length);
         i = j;
       } else {
-        for (const op of item.ops) await this.applyOp(op);
+        for (const op of item.ops) await this.applyOp(op, { first: item.index, last: item.index });
         this.advance(item);
         i++;
       }
     }
   }
 
-  /** Metric points that belong to no event (system metrics): sent once, reconciled like the rest. */
+  /** Metric points that belong to no event (system metrics): sent once, reconciled after a failed send. */
   async sendExtraMetrics(metrics: Metric[]): Promise<void> {
     if (!metrics.length || !this.target.runId) return;
-    await this.sendLog({ params: [], tags: [], metrics });
-    this.state.save();
+    await this.sendLog({ params: [], tags: [], metrics }, 'extras');
   }
 
-  private advance(item: IndexedOps): void {
+  /** Events handed to `apply` so far (a run adopted mid-stream may have any of them already). */
+  private knownEvents = 0;
+  private extrasUncertain = false;
+
+  private advance(item: IndexedOps, count = 1): void {
     this.target.sentEvents = item.index + 1;
     this.target.lastEvent = { type: item.event.type, time: item.event.time };
     this.target.updatedAt = new Date().toISOString();
-    this.stats.events++;
+    this.stats.events += count;
     this.state.save();
   }
 
-  private async applyOp(op: Op): Promise<void> {
+  private async applyOp(op: Op, range: EventRange): Promise<void> {
     switch (op.kind) {
       case 'start':
-        return this.start(op);
+        return this.start(op, range);
       case 'log':
-        return this.sendLog(op);
+        return this.sendLog(op, range);
       case 'inputs':
         await this.guard(() => this.client.logInputs(this.runId(), op.datasets), { inputs: op.datasets });
         return;
@@ -163,7 +173,7 @@ export class MlflowRunWriter {
     return this.target.runId;
   }
 
-  private async start(op: Extract<Op, { kind: 'start' }>): Promise<void> {
+  private async start(op: Extract<Op, { kind: 'start' }>, range: EventRange): Promise<void> {
     const name = this.options.experimentName ?? this.target.experimentName ?? op.experiment;
     if (!this.target.experimentId) {
       const experiment = await this.call(() => this.client.getOrCreateExperiment(name));
@@ -183,7 +193,7 @@ export class MlflowRunWriter {
         this.target.runId = found.info.run_id;
         this.target.artifactUri = found.info.artifact_uri;
         // We do not know which of its points arrived: reconcile metrics with the server's history.
-        this.target.uncertain = true;
+        this.target.uncertainUntil = Math.max(this.target.uncertainUntil ?? 0, this.knownEvents);
         this.log(`found MLflow run ${found.info.run_id} for ${op.dfdRunId}; continuing it`);
       } else {
         const tags: KeyValue[] = [{ key: 'dfd.runId', value: op.dfdRunId }];
@@ -202,7 +212,7 @@ export class MlflowRunWriter {
     }
     const tags = [...op.tags];
     if (parentId) tags.push({ key: 'mlflow.parentRunId', value: parentId });
-    await this.sendLog({ params: [], tags, metrics: [] });
+    await this.sendLog({ params: [], tags, metrics: [] }, range);
     await this.touchPlaceholderParent('RUNNING');
   }
 
@@ -275,22 +285,23 @@ export class MlflowRunWriter {
     this.stats.uploads++;
   }
 
-  private async sendLog(batch: LogBatchPayload & { params?: KeyValue[]; tags?: KeyValue[]; metrics?: Metric[] }): Promise<void> {
+  private async sendLog(batch: LogBatchPayload, range: EventRange | 'extras'): Promise<void> {
     const runId = this.runId();
     let metrics = batch.metrics ?? [];
-    if (this.target.uncertain && metrics.length) metrics = await this.reconcile(runId, metrics);
+    const uncertain = range === 'extras' ? this.extrasUncertain : range.first < (this.target.uncertainUntil ?? 0);
+    if (uncertain && metrics.length) metrics = await this.reconcile(runId, metrics);
     const payload: LogBatchPayload = { params: batch.params ?? [], tags: batch.tags ?? [], metrics };
-    if (!payload.params!.length && !payload.tags!.length && !metrics.length) {
-      this.target.uncertain = false;
-      return;
-    }
+    if (!payload.params!.length && !payload.tags!.length && !metrics.length) return;
     try {
       await this.client.logBatch(runId, payload);
     } catch (error) {
       if (metrics.length && !(error instanceof MlflowError && error.status < 500 && error.status !== 408 && error.status !== 429)) {
         // Some chunks may have landed (or the server applied the request and the answer was lost).
-        this.target.uncertain = true;
-        this.state.save();
+        if (range === 'extras') this.extrasUncertain = true;
+        else {
+          this.target.uncertainUntil = Math.max(this.target.uncertainUntil ?? 0, range.last + 1);
+          this.state.save();
+        }
       }
       if (isTransient(error)) throw error;
       if (isFatalForRun(error)) throw new FatalSyncError((error as Error).message);
@@ -298,7 +309,7 @@ export class MlflowRunWriter {
       // Send the rest without the params, then each param alone, and keep whatever is refused on disk.
       await this.sendPiecewise(runId, payload, error as Error);
     }
-    this.target.uncertain = false;
+    if (range === 'extras') this.extrasUncertain = false;
     this.stats.metricPoints += metrics.length;
     this.target.sentMetricPoints += metrics.length;
   }
