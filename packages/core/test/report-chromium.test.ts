@@ -7,11 +7,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CURVE_COLORS, DF40_TEST_SUBSETS, Df40Evaluator, Df40EvaluatorConfigSchema, Rng, runExperiment } from '@dfd/core';
+import { cliMain, CURVE_COLORS, DF40_TEST_SUBSETS, Df40Evaluator, Df40EvaluatorConfigSchema, Rng, runExperiment } from '@dfd/core';
 import { launchChromium } from '../../../test/support/chromium.js';
 import { toyExperiment } from './support/toy-plugin.js';
 
@@ -82,7 +83,7 @@ describe('report.html in headless Chromium', () => {
     return rows;
   }
 
-  it("a run's report.html shows the ROC plots of its test subsets", async () => {
+  it("a run's report.html shows the ROC plots of its test subsets; dfd metrics agrees on its test-scores.csv", async () => {
     const runsDir = join(dir, 'runs');
     const experiment = toyExperiment(runsDir, {
       name: 'toy-report',
@@ -95,6 +96,18 @@ describe('report.html in headless Chromium', () => {
     const rows = await checkReport(join(result.runDir, 'report.html'), 3);
     expect(rows.map((r) => r.split('\t')[0])).toEqual(['a', 'b', 'mean of 2 subsets', 'overall (all frames pooled)']);
     expect(rows[3]).toContain(result.test!.overall.auc!.toFixed(4));
+
+    // The run's test-scores.csv read back by `dfd metrics` gives the evaluator's numbers.
+    let out = '';
+    const stdout = new PassThrough().on('data', (d) => (out += d));
+    const code = await cliMain(['metrics', join(result.runDir, 'test-scores.csv'), '--json'], { stdout, stderr: new PassThrough(), cwd: dir, env: {}, isTTY: false });
+    expect(code).toBe(0);
+    const json = JSON.parse(out);
+    for (const key of ['auc', 'ap', 'eer', 'acc', 'real_acc', 'fake_acc', 'n'] as const) {
+      expect(json.overall[key]).toBe(result.test!.overall[key]);
+      expect(json.subsets.a[key]).toBe(result.test!.subsets.a![key]);
+    }
+    expect(json.video).toEqual({ auc: result.test!.overall.video_auc, n: result.test!.overall.video_n });
   });
 
   it('shows the metrics table and one drawn ROC plot per subset plus overall', async () => {
