@@ -11,6 +11,7 @@ import { ClipPromptConfigSchema, ClipPromptDetector } from './detectors/clip-pro
 import { BinaryEvaluator } from './evaluation/binary-evaluator.js';
 import { Df40Evaluator } from './evaluation/df40-evaluator.js';
 import { BinaryEvaluatorConfigSchema, Df40EvaluatorConfigSchema } from './evaluation/config.js';
+import { createFeatureCacheLoader, FeatureCacheConfigSchema } from './features/component.js';
 
 export const corePlugin = definePlugin({
   name: '@dfd/core',
@@ -30,6 +31,13 @@ export const corePlugin = definePlugin({
       description: 'DF40 protocol: frame- and video-level metrics on the 8 unknown-type test subsets and their mean',
       config: Df40EvaluatorConfigSchema,
       useClass: Df40Evaluator,
+    });
+    registrar.add({
+      kind: 'loader',
+      name: 'feature-cache',
+      description: "frozen image embeddings computed once and cached on disk (keyed by weights, preprocessing, image content); wraps a pixel loader",
+      config: FeatureCacheConfigSchema,
+      useFactory: (config, resolver) => createFeatureCacheLoader(config, resolver),
     });
     registrar.add({
       kind: 'detector',

@@ -190,6 +190,11 @@ export interface Encoder extends Module {
   encodeText(input: TextInput): tf.Tensor2D;
   /** Make the image tower (or parts of it) trainable; frozen by default. */
   setTrainable?(part: 'none' | 'vision' | 'text' | 'all'): void;
+  /**
+   * The fast frozen image path for the same weights (e.g. onnxruntime), if the encoder offers one. The
+   * feature cache uses it to encode once; without it, the cache runs this encoder's own image tower.
+   */
+  frozenImageEncoder?(): Promise<FrozenImageEncoder>;
 }
 
 /** A fast frozen image path (e.g. onnxruntime) for feature extraction at scale. */

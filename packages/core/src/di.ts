@@ -28,6 +28,8 @@ export const TOKENS = {
   RunContext: Symbol.for('dfd.RunContext'),
   /** The resolved experiment definition (`ResolvedExperiment`). */
   Experiment: Symbol.for('dfd.Experiment'),
+  /** The experiment's `PluginRegistry`, for components that build other components (the feature cache's inner loader). */
+  Registry: Symbol.for('dfd.Registry'),
 } as const;
 
 /** The component kinds a plugin can register, each with its token. */

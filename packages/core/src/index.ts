@@ -35,3 +35,4 @@ export { main as cliMain } from './cli/main.js';
 export { discoverPlugins } from './cli/discover.js';
 export { loadExperimentFile, applyOverrides } from './cli/commands/run.js';
 export * from './evaluation/index.js';
+export * from './features/index.js';

@@ -162,6 +162,7 @@ export function assemble(
   const container = ExperimentContainer.create();
   container.registerValue(TOKENS.Rng, new Rng(options.seed));
   container.registerValue(TOKENS.Experiment, experiment);
+  container.registerValue(TOKENS.Registry, registry);
   for (const [token, value] of options.values ?? []) container.registerValue(token, value);
 
   const single: Array<[ComponentKind, ResolvedComponent | undefined]> = [

@@ -1,0 +1,77 @@
+/**
+ * The `feature-cache` loader component (registered by core's builtin plugin):
+ *
+ *   loader: { use: 'feature-cache', config: { inner: { use: 'images', config: { size: 224 } }, train: 'augmented' } }
+ *
+ * It builds the inner loader from the experiment's registry, and encodes with the experiment's encoder:
+ * its fast frozen path when it offers one (`Encoder.frozenImageEncoder`, e.g. onnxruntime), else its own
+ * image tower.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import type { BatchLoader, Encoder, FrozenImageEncoder } from '../contracts.js';
+import { COMPONENT_KINDS, configToken, ExperimentContainer, TOKENS, type ComponentKind, type Resolver } from '../di.js';
+import type { PluginRegistry } from '../plugin.js';
+import { EncoderImagePath } from './encoder-image-path.js';
+import { FeatureCacheError, FeatureCacheLoader } from './feature-cache-loader.js';
+
+export const FeatureCacheConfigSchema = z
+  .object({
+    /** Cache root; relative paths are resolved from the working directory. */
+    dir: z.string().min(1).default('.dfd-cache/features'),
+    /** The loader that makes the pixels (decode + eval transform). */
+    inner: z
+      .object({ use: z.string().min(1), preset: z.string().optional(), config: z.record(z.string(), z.unknown()).default({}) })
+      .strict()
+      .default({ use: 'images', config: {} }),
+    /** `augmented`: training views are augmented and encoded every epoch (not cached); `eval-view`: train on the cached eval view. */
+    train: z.enum(['augmented', 'eval-view']).default('augmented'),
+    /** Images per frozen-encoder call when filling the cache. */
+    encodeBatchSize: z.number().int().positive().default(64),
+    /** Inner-loader settings that do not change the eval view (left out of the cache key). */
+    keyIgnores: z.array(z.string()).default(['concurrency', 'prefetch', 'logSkips', 'maxMessages', 'regions', 'train']),
+    /** Print hit/miss lines to stderr. */
+    log: z.boolean().default(false),
+  })
+  .strict();
+export type FeatureCacheConfig = z.output<typeof FeatureCacheConfigSchema>;
+
+/** Builds a registered component outside the experiment's fixed slots, in its own child scope. */
+export function instantiateComponent<T>(resolver: Resolver, registry: PluginRegistry, kind: ComponentKind, name: string, config: Record<string, unknown>): T {
+  const definition = registry.get(kind, name);
+  if (definition.useFactory) return definition.useFactory(config, resolver) as T;
+  if (!(resolver instanceof ExperimentContainer)) {
+    throw new FeatureCacheError(`cannot build ${kind} '${name}' (a class component) outside an experiment container`);
+  }
+  const child = resolver.createChild();
+  child.registerValue(configToken(kind), config);
+  child.registerClass(COMPONENT_KINDS[kind], definition.useClass!);
+  return child.resolve<T>(COMPONENT_KINDS[kind]);
+}
+
+function without(config: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(config).filter(([key]) => !keys.includes(key)));
+}
+
+export function createFeatureCacheLoader(config: FeatureCacheConfig, resolver: Resolver): FeatureCacheLoader {
+  if (!resolver.isRegistered(TOKENS.Registry)) throw new FeatureCacheError('the feature-cache component needs the experiment registry (it is built by the runner)');
+  const registry = resolver.resolve<PluginRegistry>(TOKENS.Registry);
+  if (config.inner.use === 'feature-cache') throw new FeatureCacheError("the feature cache cannot wrap itself: set inner to a pixel loader such as 'images'");
+  if (!resolver.isRegistered(TOKENS.Encoder)) {
+    throw new FeatureCacheError("the feature-cache loader encodes with the experiment's encoder: add `encoder: { use: 'clip', config: { model: ... } }`");
+  }
+  const innerConfig = registry.resolveConfig('loader', config.inner.use, config.inner.config, config.inner.preset);
+  const inner = instantiateComponent<BatchLoader>(resolver, registry, 'loader', config.inner.use, innerConfig);
+  const encoder = resolver.resolve<Encoder>(TOKENS.Encoder);
+  const open = async (): Promise<FrozenImageEncoder> => (encoder.frozenImageEncoder ? encoder.frozenImageEncoder() : new EncoderImagePath(encoder));
+  return new FeatureCacheLoader({
+    inner,
+    encoder: open,
+    dir: isAbsolute(config.dir) ? config.dir : resolve(process.cwd(), config.dir),
+    preprocessing: { loader: config.inner.use, config: without(innerConfig, config.keyIgnores) },
+    train: config.train,
+    encodeBatchSize: config.encodeBatchSize,
+    ownsInner: true,
+    ...(config.log ? { log: (message: string) => process.stderr.write(`[dfd] ${message}\n`) } : {}),
+  });
+}

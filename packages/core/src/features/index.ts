@@ -1,0 +1,5 @@
+export * from './content-hash.js';
+export * from './store.js';
+export * from './encoder-image-path.js';
+export * from './feature-cache-loader.js';
+export * from './component.js';

@@ -1,0 +1,93 @@
+/**
+ * The on-disk feature store: one folder per cache namespace (encoder weights + preprocessing + view), one
+ * small file of raw little-endian float32 per image content digest. Writes go to a temporary name and are
+ * renamed into place, so a killed run or two processes filling the same cache never leave a torn entry.
+ *
+ *   <dir>/<namespace>/manifest.json       what the namespace covers (human-readable key material)
+ *   <dir>/<namespace>/<ab>/<digest>.f32   one embedding
+ */
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface StoreManifest {
+  format: string;
+  /** Everything the namespace key was computed from. */
+  key: Record<string, unknown>;
+  dim: number;
+  createdAt: string;
+}
+
+export const FEATURE_STORE_FORMAT = 'dfd-feature-cache/1';
+
+let tmpCounter = 0;
+
+export class FeatureStore {
+  readonly path: string;
+  private readonly dirs = new Set<string>();
+
+  constructor(
+    root: string,
+    readonly namespace: string,
+    readonly dim: number,
+  ) {
+    this.path = join(root, namespace);
+  }
+
+  /** Creates the namespace folder and its manifest (once). */
+  async open(manifestKey: Record<string, unknown>): Promise<void> {
+    await mkdir(this.path, { recursive: true });
+    const manifestPath = join(this.path, 'manifest.json');
+    if (!existsSync(manifestPath)) {
+      const manifest: StoreManifest = { format: FEATURE_STORE_FORMAT, key: manifestKey, dim: this.dim, createdAt: new Date().toISOString() };
+      await this.atomicWrite(manifestPath, JSON.stringify(manifest, null, 2));
+    }
+  }
+
+  private entryPath(digest: string): string {
+    return join(this.path, digest.slice(0, 2), `${digest}.f32`);
+  }
+
+  /** True when a complete entry exists; a damaged one (wrong size: a torn copy, a full disk) counts as absent. */
+  has(digest: string): boolean {
+    try {
+      return statSync(this.entryPath(digest)).size === this.dim * 4;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The embedding, or undefined when absent or damaged (a damaged entry is removed so it is re-encoded). */
+  async read(digest: string): Promise<Float32Array | undefined> {
+    const path = this.entryPath(digest);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch {
+      return undefined;
+    }
+    if (bytes.byteLength !== this.dim * 4) {
+      await rm(path, { force: true });
+      return undefined;
+    }
+    const out = new Float32Array(this.dim);
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+
+  async write(digest: string, embedding: Float32Array): Promise<void> {
+    if (embedding.length !== this.dim) throw new Error(`feature store ${this.path}: embedding of ${embedding.length} values, expected ${this.dim}`);
+    const folder = join(this.path, digest.slice(0, 2));
+    if (!this.dirs.has(folder)) {
+      await mkdir(folder, { recursive: true });
+      this.dirs.add(folder);
+    }
+    await this.atomicWrite(this.entryPath(digest), new Uint8Array(embedding.buffer, embedding.byteOffset, embedding.byteLength));
+  }
+
+  private async atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
+    const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  }
+}
