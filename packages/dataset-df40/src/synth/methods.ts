@@ -83,11 +83,11 @@ export const METHODS: readonly MethodSpec[] = [
   // ---- training methods (FF++ domain), DF40_train/<folder>/ff
   {
     folder: 'simswap', jsonKey: 'simswap_ff', domain: 'ff', role: 'train', noise: 0.6,
-    fingerprint: 'face swap: inner-face colour shift + bright blending seam',
+    fingerprint: 'face swap: warm inner-face colour shift + bright blending seam',
     apply(face, rng) {
-      const shift = [rng.uniform(-18, 18), rng.uniform(-18, 18), rng.uniform(-18, 18)];
+      const shift = [rng.uniform(14, 26), rng.uniform(-4, 6), rng.uniform(-22, -10)];
       face.canvas.addPattern(() => 1, shift, innerMask(face));
-      seam(face, 28);
+      seam(face, 35);
     },
   },
   {
@@ -116,18 +116,19 @@ export const METHODS: readonly MethodSpec[] = [
   // ---- the 8 unknown test sets, DF40/<folder>/{fake,real}
   {
     folder: 'heygen', jsonKey: 'heygen', domain: 'fvhq', role: 'test', noise: 0.7,
-    fingerprint: 'talking head: regenerated, low-resolution mouth region with a seam',
+    fingerprint: 'talking head: regenerated lower face, low resolution and reddened',
     apply(face) {
       face.canvas.lowRes(4, 'bilinear', 1, face.mouthMask);
-      face.canvas.addPattern(() => 1, [14, -6, -6], face.mouthMask);
+      face.canvas.addPattern(() => 1, [22, -8, -8], face.mouthMask);
+      face.canvas.boxBlur(Math.max(1, Math.round(face.canvas.width / 32)), 0.8, face.faceMask);
     },
   },
   {
     folder: 'MidJourney', jsonKey: 'MidJourney', domain: 'ffhq', role: 'test', noise: 0,
     fingerprint: 'diffusion: weak latent grid, no noise, strongly saturated',
     apply(face) {
-      face.canvas.addPattern(grid(face.canvas, 8), [1, 1, 1]);
-      face.canvas.saturate(1.5);
+      face.canvas.addPattern(grid(face.canvas, 14), [1, 1, 1]);
+      face.canvas.saturate(1.6);
     },
   },
   {
@@ -147,9 +148,9 @@ export const METHODS: readonly MethodSpec[] = [
   },
   {
     folder: 'starganv2', jsonKey: 'starganv2', domain: 'celeba', role: 'test', noise: 0.4,
-    fingerprint: 'nearest-neighbour upsampling: 4×4 blocks over the face',
+    fingerprint: 'nearest-neighbour upsampling: blocks of 1/8 of the side over the face',
     apply(face) {
-      face.canvas.lowRes(Math.max(2, Math.round(face.canvas.width / 16)), 'nearest', 0.9, face.faceMask);
+      face.canvas.lowRes(Math.max(2, Math.round(face.canvas.width / 8)), 'nearest', 0.9, face.faceMask);
     },
   },
   {
