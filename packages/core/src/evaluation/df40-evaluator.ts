@@ -15,7 +15,7 @@ import type { EvaluationReport, Evaluator, ScoredSet } from '../contracts.js';
 import { classCounts, MetricInputError } from '../metrics/errors.js';
 import type { Df40EvaluatorConfig } from './config.js';
 import { evaluateScored, type ProtocolFacts } from './evaluate.js';
-import { canonicalSubsetName, subsetGroups, type SubsetNaming } from './groups.js';
+import { subsetGroups, subsetNamer, type SubsetNaming } from './groups.js';
 import { writeEvaluationReport } from './report-writer.js';
 
 @injectable()
@@ -79,8 +79,9 @@ export class Df40Evaluator implements Evaluator {
     const configured = new Set(this.subsets);
     const keep: number[] = [];
     const dropped = new Map<string, number>();
+    const nameOf = subsetNamer(this.naming);
     scored.subsets.forEach((raw, i) => {
-      const name = canonicalSubsetName(raw, this.naming);
+      const name = nameOf(raw);
       if (configured.has(name)) keep.push(i);
       else dropped.set(name, (dropped.get(name) ?? 0) + 1);
     });

@@ -24,13 +24,26 @@ export interface SubsetNaming {
   aliases?: Record<string, string>;
 }
 
-export function canonicalSubsetName(name: string, naming: SubsetNaming): string {
+/** A name → report-name function; raw names are resolved once each, not once per sample. */
+export function subsetNamer(naming: SubsetNaming): (name: string) => string {
   const byKey = new Map<string, string>();
   for (const configured of naming.order ?? []) byKey.set(subsetKey(configured), configured);
   for (const [alias, target] of Object.entries(naming.aliases ?? {})) {
     byKey.set(subsetKey(alias), byKey.get(subsetKey(target)) ?? target);
   }
-  return byKey.get(subsetKey(name)) ?? name;
+  const seen = new Map<string, string>();
+  return (name) => {
+    let resolved = seen.get(name);
+    if (resolved === undefined) {
+      resolved = byKey.get(subsetKey(name)) ?? name;
+      seen.set(name, resolved);
+    }
+    return resolved;
+  };
+}
+
+export function canonicalSubsetName(name: string, naming: SubsetNaming): string {
+  return subsetNamer(naming)(name);
 }
 
 /** Checks the parallel arrays of a scored set and returns its overall group (video ids made subset-unique). */
@@ -58,8 +71,9 @@ export function overallGroup(scored: ScoredSet, videoLevel: boolean): ScoredGrou
 export function subsetGroups(scored: ScoredSet, naming: SubsetNaming, videoLevel: boolean): ScoredGroup[] {
   if (!scored.subsets) return [];
   const groups = new Map<string, ScoredGroup>();
+  const nameOf = subsetNamer(naming);
   for (let i = 0; i < scored.subsets.length; i++) {
-    const name = canonicalSubsetName(scored.subsets[i]!, naming);
+    const name = nameOf(scored.subsets[i]!);
     let group = groups.get(name);
     if (!group) {
       group = { name, labels: [], scores: [], ...(videoLevel && scored.videoIds ? { videoIds: [] } : {}) };

@@ -70,13 +70,26 @@ export function bootstrapAucInterval(inputs: BinaryInputs, options: BootstrapOpt
     sortedLabel[p] = labels[idx]!;
     runEnd[p] = p === n - 1 || scores[order[p + 1]!] !== scores[idx] ? 1 : 0;
   }
-  const rng = new Rng(seed);
+  // The draws are `new Rng(seed).int(n)`, with the xoshiro128** state held in locals: the same stream,
+  // several times faster than a method call per draw (the draws dominate: n per replicate).
+  let [s0, s1, s2, s3] = new Rng(seed).getState();
   const counts = new Uint32Array(n);
   const aucs: number[] = [];
   let skipped = 0;
   for (let r = 0; r < replicates; r++) {
     counts.fill(0);
-    for (let k = 0; k < n; k++) counts[rank[rng.int(n)]!]!++;
+    for (let k = 0; k < n; k++) {
+      const x = Math.imul(s1, 5);
+      const result = Math.imul((x << 7) | (x >>> 25), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      counts[rank[Math.floor((result / 4294967296) * n)]!]!++;
+    }
     // Trapezoid over the cumulative (fp, tp) counts at each distinct score, in integer units; dividing
     // once by P·N at the end keeps the sum exact for n up to ~10^7.
     let tp = 0;
