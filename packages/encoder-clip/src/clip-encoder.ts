@@ -138,7 +138,7 @@ export class ClipEncoder implements Encoder {
         .transpose([0, 2, 1, 3])
         .reshape([batch * grid * grid, 3 * p * p]);
       const kernel = w('vision_model.embeddings.patch_embedding.weight').reshape([v.hiddenSize, 3 * p * p]);
-      const patchEmbeds = tf.matMul(patches as tf.Tensor2D, kernel as tf.Tensor2D, false, true).reshape([batch, grid * grid, v.hiddenSize]);
+      const patchEmbeds = tf.matMul(patches as tf.Tensor2D, tf.transpose(kernel as tf.Tensor2D)).reshape([batch, grid * grid, v.hiddenSize]);
       const cls = w('vision_model.embeddings.class_embedding').reshape([1, 1, v.hiddenSize]).tile([batch, 1, 1]);
       let x = tf.add(tf.concat([cls, patchEmbeds], 1), w('vision_model.embeddings.position_embedding.weight')) as tf.Tensor3D;
       x = layerNorm(x, w('vision_model.pre_layrnorm.weight'), w('vision_model.pre_layrnorm.bias'), v.layerNormEps) as tf.Tensor3D;
