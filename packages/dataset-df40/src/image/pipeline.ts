@@ -7,6 +7,7 @@
  * shrink-on-load off, so JPEG sources are resampled from full resolution as PIL does; enlarging uses a
  * centre-aligned bicubic affine (see `upsampleCentred`). Parity with PIL: test/pipeline.test.ts.
  */
+import { readFile } from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
 import type { FaceBox, Rng } from '@dfd/core';
 import { rngFor } from '@dfd/core';
@@ -17,8 +18,12 @@ export type ImageInput = string | Buffer;
 
 export class ImageDecodeError extends Error {
   override name = 'ImageDecodeError';
+  /** What went wrong, without the path. */
+  readonly reason: string;
   constructor(readonly path: string, cause: unknown) {
-    super(`cannot decode image ${path}: ${(cause as Error)?.message ?? String(cause)}`);
+    const reason = cause instanceof ImageDecodeError ? cause.reason : ((cause as Error)?.message ?? String(cause));
+    super(`cannot decode image ${path}: ${reason}`);
+    this.reason = reason;
   }
 }
 
@@ -58,10 +63,12 @@ export async function decodeCheck(input: ImageInput): Promise<{ width: number; h
 /** Runs one planned transform; `rng` draws the plan. Returns RGB uint8 of the output size. */
 export async function transformImage(input: ImageInput, spec: TransformSpec, rng: Rng): Promise<RgbImage> {
   try {
-    const info = await imageInfo(input);
-    let source: ImageInput = input;
+    // Read once: header, optional PNG→JPEG and the pipeline all work on the same bytes.
+    const bytes = typeof input === 'string' ? await readFile(input) : input;
+    const info = await imageInfo(bytes);
+    let source: ImageInput = bytes;
     if (spec.pngToJpeg && info.format === 'png') {
-      source = await sharp(input).removeAlpha().jpeg({ quality: 95 }).toBuffer();
+      source = await sharp(bytes).removeAlpha().jpeg({ quality: 95 }).toBuffer();
     }
     const plan = planTransform(spec, info.width, info.height, rng);
     const current = plan.pre ? { width: plan.pre.width, height: plan.pre.height } : { width: info.width, height: info.height };
@@ -91,7 +98,6 @@ export async function transformImage(input: ImageInput, spec: TransformSpec, rng
     }
     return { data: rgb, width: out.width, height: out.height, plan };
   } catch (error) {
-    if (error instanceof ImageDecodeError) throw error;
     throw new ImageDecodeError(describe(input), error);
   }
 }
