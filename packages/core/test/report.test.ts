@@ -17,6 +17,8 @@ import {
   ROC_SVG_SIZE,
   PluginRegistry,
   Rng,
+  rocCurve,
+  simplifyPolyline,
   type Evaluator,
   type ScoredSet,
 } from '@dfd/core';
@@ -159,5 +161,26 @@ describe('evaluation report files', () => {
     const noPng = evaluatorFor('df40', { bootstrap: 0, png: false });
     const written = await noPng.writeReport!(noPng.evaluate(scored, { split: 'test' }), scored, dir);
     expect(written.map((p) => p.slice(dir.length + 1))).toEqual(['report.json', 'report.html']);
+  });
+});
+
+describe('ROC polyline simplification', () => {
+  it('drops only points inside straight axis-aligned runs: every rounded point stays on the path', () => {
+    const rng = new Rng(4);
+    const labels = Array.from({ length: 3000 }, (_, i) => i % 2);
+    const scores = labels.map((y) => Math.round((0.5 + 0.15 * (y - 0.5) + 0.2 * rng.normal()) * 200) / 200); // ties
+    const roc = rocCurve({ labels, scores }, { dropIntermediate: false });
+    const round = (v: number) => Math.round(v * 1e3) / 1e3;
+    const { x, y } = simplifyPolyline(roc.fpr, roc.tpr, round);
+    expect(x.length).toBeLessThan(roc.fpr.length);
+    expect([x[0], y[0], x.at(-1), y.at(-1)]).toEqual([0, 0, 1, 1]);
+    const onPath = (px: number, py: number) =>
+      x.some((_, i) => {
+        if (i === 0) return x[0] === px && y[0] === py;
+        const [x0, y0, x1, y1] = [x[i - 1]!, y[i - 1]!, x[i]!, y[i]!];
+        const within = px >= Math.min(x0, x1) && px <= Math.max(x0, x1) && py >= Math.min(y0, y1) && py <= Math.max(y0, y1);
+        return within && Math.abs((x1 - x0) * (py - y0) - (y1 - y0) * (px - x0)) < 1e-12;
+      });
+    for (let i = 0; i < roc.fpr.length; i++) expect(onPath(round(roc.fpr[i]!), round(roc.tpr[i]!)), `point ${i}`).toBe(true);
   });
 });

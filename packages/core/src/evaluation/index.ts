@@ -6,3 +6,4 @@ export * from './html.js';
 export * from './report-writer.js';
 export * from './binary-evaluator.js';
 export * from './df40-evaluator.js';
+export * from './polyline.js';

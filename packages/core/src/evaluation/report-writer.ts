@@ -12,6 +12,7 @@ import { rocCurve, type RocCurve } from '../metrics/roc.js';
 import { videoScores } from '../metrics/video.js';
 import { overallGroup, subsetGroups, type ScoredGroup, type SubsetNaming } from './groups.js';
 import { reportHtml, type HtmlPlot } from './html.js';
+import { simplifyPolyline } from './polyline.js';
 import { rocSvg, type CurveSeries } from './svg.js';
 
 export interface WriteReportOptions extends SubsetNaming {
@@ -56,20 +57,12 @@ function fileNames(names: string[]): Map<string, string> {
 }
 
 /**
- * ROC points for report.json: 4 decimals (far below what a plot resolves), repeated points dropped, so a
- * curve of 10^5 test frames stays a few hundred kB at most.
+ * ROC points for report.json, for re-plotting: 3 decimals (a 1000 px plot), simplified (polyline.ts), so
+ * a curve of 10^5 test frames stays a few thousand points. The metrics themselves are exact.
  */
 function thin(curve: RocCurve): { fpr: number[]; tpr: number[] } {
-  const fpr: number[] = [];
-  const tpr: number[] = [];
-  for (let i = 0; i < curve.fpr.length; i++) {
-    const x = Math.round(curve.fpr[i]! * 1e4) / 1e4;
-    const y = Math.round(curve.tpr[i]! * 1e4) / 1e4;
-    if (fpr.length > 0 && fpr[fpr.length - 1] === x && tpr[tpr.length - 1] === y) continue;
-    fpr.push(x);
-    tpr.push(y);
-  }
-  return { fpr, tpr };
+  const { x, y } = simplifyPolyline(curve.fpr, curve.tpr, (v) => Math.round(v * 1e3) / 1e3);
+  return { fpr: x, tpr: y };
 }
 
 function seriesOf(set: SetCurves): CurveSeries[] {
@@ -134,7 +127,13 @@ export async function writeEvaluationReport(
     files: Object.fromEntries(plots.filter((p) => p.png).map((p) => [p.name, p.png])),
   };
   const jsonPath = join(dir, 'report.json');
-  await writeFile(jsonPath, `${JSON.stringify(json, null, 2)}\n`);
+  // Indented for people, except the long ROC point arrays, which stay one line per curve.
+  const { roc, ...rest } = json;
+  const rocText = Object.entries(roc)
+    .map(([name, curves]) => `    ${JSON.stringify(name)}: ${JSON.stringify(curves)}`)
+    .join(',\n');
+  const text = JSON.stringify(rest, null, 2).replace(/\n}$/, `,\n  "roc": {\n${rocText}\n  }\n}`);
+  await writeFile(jsonPath, `${text}\n`);
   const htmlPath = join(dir, 'report.html');
   await writeFile(htmlPath, reportHtml(report, plots, { evaluator: options.evaluator, created }));
   return [jsonPath, htmlPath, ...written];

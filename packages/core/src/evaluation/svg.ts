@@ -2,6 +2,7 @@
  * ROC curves as standalone SVG: inlined in report.html and rasterised to PNG by sharp (librsvg), so it
  * uses only plain SVG 1.1 (no CSS classes for styling, no external fonts or references).
  */
+import { simplifyPolyline } from './polyline.js';
 
 export interface CurveSeries {
   label: string;
@@ -24,21 +25,14 @@ export function escapeXml(text: string): string {
 }
 
 /**
- * Plot coordinates rounded to 0.1 px with repeated points dropped: a ROC of 10^5 distinct scores becomes a
- * few thousand path points with no visible difference.
+ * Plot coordinates on a 0.25 px grid, simplified (see polyline.ts): a ROC of 10^5 distinct scores becomes
+ * a path of a few hundred to a few thousand points with no visible difference, even in the 2× PNG.
  */
 export function curvePath(fpr: ArrayLike<number>, tpr: ArrayLike<number>): string {
-  const parts: string[] = [];
-  let last = '';
-  for (let i = 0; i < fpr.length; i++) {
-    const x = (PAD.left + fpr[i]! * PLOT).toFixed(1);
-    const y = (PAD.top + (1 - tpr[i]!) * PLOT).toFixed(1);
-    const point = `${x},${y}`;
-    if (point === last) continue;
-    parts.push(`${parts.length === 0 ? 'M' : 'L'}${point}`);
-    last = point;
-  }
-  return parts.join(' ');
+  const px = Array.from(fpr, (v) => PAD.left + v * PLOT);
+  const py = Array.from(tpr, (v) => PAD.top + (1 - v) * PLOT);
+  const { x, y } = simplifyPolyline(px, py, (v) => Math.round(v * 4) / 4);
+  return x.map((xi, i) => `${i === 0 ? 'M' : 'L'}${xi},${y[i]}`).join(' ');
 }
 
 export function rocSvg(title: string, series: CurveSeries[]): string {
