@@ -39,6 +39,7 @@ export class ClipEncoder implements Encoder {
   private mask: tf.Tensor2D | undefined;
   private disposed = false;
 
+  /** `tensors` (transformers names → float32 data) is consumed: entries are removed as they are uploaded. */
   constructor(
     readonly config: ClipConfig,
     tensors: Map<string, { shape: number[]; data: Float32Array }>,
@@ -46,16 +47,20 @@ export class ClipEncoder implements Encoder {
     /** Where the weights came from (a folder), for messages and digests. */
     readonly source = 'memory',
   ) {
+    const logitScale = tensors.get('logit_scale')?.data[0] ?? config.logitScaleInit;
     this.variables = new Map();
     for (const [name, { shape, data }] of tensors) {
       // No tfjs variable name: tfjs names are process-global, and two encoders may live in one process.
-      this.variables.set(name, tf.variable(tf.tensor(data, shape, 'float32'), false));
+      // Inside tidy, so the temporary tensor is released and the variable alone owns the data.
+      this.variables.set(name, tf.tidy(() => tf.variable(tf.tensor(data, shape, 'float32'), false)));
+      // Take ownership: drop the host copy as soon as the backend has its own, so a large checkpoint is
+      // not held twice (host arrays + wasm heap) for the whole load.
+      tensors.delete(name);
     }
     const v = config.vision;
     const t = config.text;
     this.visionBlock = { width: v.hiddenSize, heads: v.numHeads, act: v.hiddenAct, eps: v.layerNormEps };
     this.textBlock = { width: t.hiddenSize, heads: t.numHeads, act: t.hiddenAct, eps: t.layerNormEps };
-    const logitScale = tensors.get('logit_scale')?.data[0] ?? config.logitScaleInit;
     this.info = {
       name: config.name,
       imageSize: v.imageSize,

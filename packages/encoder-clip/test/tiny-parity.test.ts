@@ -141,6 +141,16 @@ describe('tiny CLIP, tfjs towers vs transformers', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('frees all its memory on dispose', async () => {
+    const before = tf.memory();
+    const other = await loadClip(TINY_CLIP);
+    expect(tf.memory().numBytes).toBeGreaterThan(before.numBytes + 500_000);
+    other.encodeText({ ids, eotIndices: eot }).dispose(); // creates the cached causal mask
+    other.dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+  });
+
   it('rejects pixels of the wrong layout with a message', () => {
     const nhwc = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
     expect(() => clip.encodeImage(nhwc)).toThrow(/NCHW.*NHWC/);
