@@ -108,9 +108,9 @@ export class MlflowClient {
   /**
    * Get-or-create, safe when processes race: get-by-name; if absent, create; if create says
    * `RESOURCE_ALREADY_EXISTS` (HTTP 400, so branch on the code) another process won, so get-by-name again.
-   * A deleted experiment with the name is restored rather than shadowed.
+   * A deleted experiment with the name is restored rather than shadowed. `tags` are set only on creation.
    */
-  async getOrCreateExperiment(name: string): Promise<Experiment> {
+  async getOrCreateExperiment(name: string, tags: KeyValue[] = []): Promise<Experiment> {
     if (!name || name.length > LIMITS.experimentName) {
       throw new Error(`MLflow experiment name must be 1-${LIMITS.experimentName} characters, got ${name.length}`);
     }
@@ -123,7 +123,7 @@ export class MlflowClient {
       return existing;
     }
     try {
-      const id = await this.createExperiment(name);
+      const id = await this.createExperiment(name, tags);
       return this.getExperiment(id);
     } catch (error) {
       if (error instanceof MlflowError && (error.errorCode === 'RESOURCE_ALREADY_EXISTS' || error.errorCode === 'ALREADY_EXISTS')) {

@@ -176,7 +176,10 @@ export class MlflowRunWriter {
   private async start(op: Extract<Op, { kind: 'start' }>, range: EventRange): Promise<void> {
     const name = this.options.experimentName ?? this.target.experimentName ?? op.experiment;
     if (!this.target.experimentId) {
-      const experiment = await this.call(() => this.client.getOrCreateExperiment(name));
+      // MLflow 3's UI shows an experiment as GenAI unless told it is model training.
+      const experiment = await this.call(() =>
+        this.client.getOrCreateExperiment(name, [{ key: 'mlflow.experimentKind', value: 'custom_model_development' }]),
+      );
       this.target.experimentId = experiment.experiment_id;
       this.target.experimentName = experiment.name;
       this.state.save();
