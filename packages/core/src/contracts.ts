@@ -83,6 +83,8 @@ export interface Dataset {
   issues?(): DataIssues;
   /** A content digest of the listing, logged as the dataset input of a run. */
   digest?(query: SampleQuery): Promise<string>;
+  /** Protocol facts recorded with every evaluation (frames per video, frame sampling, real sources ...). */
+  protocolFacts?(): Record<string, string | number | boolean>;
 }
 
 /** What the model sees for one step. Tensors are owned by the batch; the consumer calls `dispose()`. */

@@ -131,9 +131,14 @@ export function definitionFromRecorded(recorded: Record<string, unknown>): Resol
   });
 }
 
+/** The subsets of a split: the experiment's choice, else for test the evaluator's protocol subsets (DF40's 8). */
+function subsetsOf(assembled: AssembledExperiment, experiment: ResolvedExperiment, split: Split): string[] | undefined {
+  return experiment.data[split].subsets ?? (split === 'test' ? assembled.evaluator.subsets : undefined);
+}
+
 async function listSamples(assembled: AssembledExperiment, experiment: ResolvedExperiment, split: Split): Promise<Sample[]> {
   const selection = experiment.data[split];
-  const samples = await assembled.dataset.samples({ split, subsets: selection.subsets });
+  const samples = await assembled.dataset.samples({ split, subsets: subsetsOf(assembled, experiment, split) });
   if (selection.limit !== undefined && samples.length > selection.limit) {
     // A seeded subset, stable across runs, in listing order (so evaluation order stays readable).
     const keep = new Set(rngFor(experiment.seed, `limit/${split}`).shuffle([...samples.keys()]).slice(0, selection.limit));
@@ -246,9 +251,10 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       selection: selectBy,
       select_metric: selectBy === 'val' ? t.selectMetric : 'none',
       seed: experiment.seed,
+      ...(assembled.dataset.protocolFacts?.() ?? {}),
     };
 
-    const digest = async (split: Split) => (await assembled!.dataset.digest?.({ split, subsets: experiment.data[split].subsets })) ?? 'unknown';
+    const digest = async (split: Split) => (await assembled!.dataset.digest?.({ split, subsets: subsetsOf(assembled!, experiment, split) })) ?? 'unknown';
     const resume = execution.resumeFrom ? await loadCheckpoint(execution.resumeFrom) : undefined;
     trainer = new Trainer({
       detector,
@@ -298,12 +304,15 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
 
     if (testSamples.length) {
       const scored = await scoreSource(detector, evalSource(testSamples, 'test'));
+      // The raw scores are written before the evaluator runs: if it rejects the data (a missing subset,
+      // a one-class subset), the scores are kept and `dfd metrics test-scores.csv` still works.
+      const scoresPath = join(run.dir, 'test-scores.csv');
+      await writeScoresCsv(scoresPath, scored);
+      bus.emit({ type: 'artifact', path: scoresPath, name: 'test-scores.csv' });
       const report = evaluator.evaluate(scored, { split: 'test', ...protocol, selected_step: result.selected.step });
       result.test = report;
       bus.emit({ type: 'eval', split: 'test', step: outcome.step, epoch: experiment.trainer.epochs - 1, report });
-      const scoresPath = join(run.dir, 'test-scores.csv');
-      await writeScoresCsv(scoresPath, scored);
-      const written = [scoresPath, ...((await evaluator.writeReport?.(report, scored, run.dir)) ?? [])];
+      const written = (await evaluator.writeReport?.(report, scored, run.dir)) ?? [];
       for (const path of written) bus.emit({ type: 'artifact', path, name: path.slice(run.dir.length + 1) });
     } else {
       bus.emit({ type: 'warning', source: 'protocol', message: 'no test samples: nothing evaluated on test' });
