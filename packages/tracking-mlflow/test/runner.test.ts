@@ -1,0 +1,56 @@
+/**
+ * End to end with core's real runner (its toy plugin trains a linear model in a second): the experiment
+ * names `tracking: [{ use: 'mlflow' }]`, is killed after the first epoch as Ctrl-C would (the runner's
+ * abort signal), shows as KILLED, and `dfd resume` continues the same MLflow run to FINISHED with every
+ * step logged exactly once.
+ */
+import { describe, expect, it } from 'vitest';
+import { filter, take } from 'rxjs';
+import { readEvents, resumeRun, runExperiment, type Tracker } from '@dfd/core';
+import { mlflowPlugin } from '@dfd/tracking-mlflow';
+import { toyExperiment, toyPlugin } from '../../core/test/support/toy-plugin.js';
+import { tempRunsDir } from './support/run-dir.js';
+import { mlflowUri, testClient, unique } from './support/mlflow.js';
+
+describe('with the core runner', () => {
+  it('marks a Ctrl-C run KILLED and continues the same MLflow run on resume, each step once', async () => {
+    const runsDir = tempRunsDir();
+    const name = unique('runner');
+    const tracking = [{ use: 'mlflow', config: { trackingUri: mlflowUri(), flushIntervalMs: 200 } }];
+    const controller = new AbortController();
+    const ctrlC: Tracker = {
+      name: 'ctrl-c',
+      attach(events) {
+        events.pipe(filter((e) => e.type === 'epoch'), take(1)).subscribe(() => controller.abort());
+      },
+      async close() {},
+    };
+    const experiment = { ...toyExperiment(runsDir, { name, tracking }), pluginObjects: [toyPlugin, mlflowPlugin] };
+    const killed = await runExperiment(experiment, { signal: controller.signal, trackers: [ctrlC] });
+    expect(killed.status).toBe('killed');
+
+    const client = testClient();
+    const experimentId = (await client.getExperimentByName(name))!.experiment_id;
+    const [first] = (await client.searchRuns({ experimentIds: [experimentId] })).runs;
+    expect(first!.info.status).toBe('KILLED');
+    const params = Object.fromEntries(first!.data.params!.map((p) => [p.key, p.value]));
+    expect(params['detector.use']).toBe('toy-linear');
+    expect(params['tracking.0.use']).toBe('mlflow');
+
+    const resumed = await resumeRun(killed.runDir, { plugins: [toyPlugin, mlflowPlugin] });
+    expect(resumed.status).toBe('finished');
+    const { runs } = await client.searchRuns({ experimentIds: [experimentId] });
+    expect(runs).toHaveLength(1);
+    const run = runs[0]!;
+    expect(run.info.run_id).toBe(first!.info.run_id);
+    expect(run.info.status).toBe('FINISHED');
+    const loss = await client.getMetricHistory(run.info.run_id, 'train/loss');
+    expect(loss.map((m) => Number(m.step)).sort((a, b) => a - b)).toEqual(Array.from({ length: resumed.steps }, (_, i) => i + 1));
+    const testAuc = await client.getMetricHistory(run.info.run_id, 'test/auc');
+    expect(testAuc).toHaveLength(1);
+    const events = readEvents(killed.runDir);
+    expect(events.filter((e) => e.type === 'run-start')).toHaveLength(2);
+    const artifacts = (await client.listArtifacts(run.info.run_id)).map((f) => f.path);
+    expect(artifacts).toEqual(expect.arrayContaining(['config.json', 'selected.json', 'test-scores.csv', 'checkpoints']));
+  });
+});
