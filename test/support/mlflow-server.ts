@@ -136,12 +136,12 @@ export class MlflowServer {
     const { mlflowBin } = ensureMlflow((line) => process.stderr.write(`[mlflow-setup] ${line}\n`));
     const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'dfd-mlflow-'));
     const server = new MlflowServer(mlflowBin, dataDir, options.port ?? (await freePort()));
-    await server.startProcess(options.startTimeoutMs ?? 120_000);
+    await server.startProcess(options.startTimeoutMs ?? 300_000);
     return server;
   }
 
   /** Starts (again) on the same port with the same database and artifacts. */
-  async restart(timeoutMs = 120_000): Promise<void> {
+  async restart(timeoutMs = 300_000): Promise<void> {
     if (this.child) await this.stop('SIGKILL');
     await this.startProcess(timeoutMs);
   }
