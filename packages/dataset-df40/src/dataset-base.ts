@@ -11,6 +11,7 @@ import { IssueLog } from './issues.js';
 import { samplesFromVideos, type ListingOptions, type VideoRef } from './listing.js';
 import { canonicalSubset, nameKey } from './names.js';
 import { DirCache } from './paths.js';
+import { Limiter } from './pool.js';
 
 export class DatasetError extends Error {
   override name = 'DatasetError';
@@ -32,6 +33,8 @@ export abstract class IndexedDataset implements Dataset {
   protected readonly log: IssueLog;
   private index?: Promise<VideoRef[]>;
   private readonly listed = new Map<string, Promise<Sample[]>>();
+  /** Bounds the folder listings in flight (DF40 has tens of thousands of videos). */
+  private readonly listing = new Limiter(32);
 
   constructor(protected readonly common: CommonConfig) {
     this.log = new IssueLog(common.maxMessages);
@@ -83,7 +86,7 @@ export abstract class IndexedDataset implements Dataset {
     const key = `${ref.split}\u0000${ref.subset}\u0000${ref.label}\u0000${ref.video}`;
     let entry = this.listed.get(key);
     if (!entry) {
-      entry = samplesFromVideos([ref], this.listingOptions(ref.split));
+      entry = this.listing.run(() => samplesFromVideos([ref], this.listingOptions(ref.split)));
       this.listed.set(key, entry);
     }
     return entry;
