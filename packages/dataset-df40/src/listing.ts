@@ -61,14 +61,26 @@ export function videoIdOf(subset: string, label: Label, video: string): string {
   return `${subset}/${labelName(label)}/${video}`;
 }
 
-async function existingFrames(ref: VideoRef, dirs: DirCache): Promise<string[]> {
-  if (ref.verified) return ref.frames;
+const IMAGE_EXT = /\.(png|jpe?g|webp)$/i;
+
+/**
+ * The listed frames that exist, and those that do not. An entry naming a folder instead of a file (DF40's
+ * `DF40_all.json` lists video folders) stands for the images inside it.
+ */
+export async function existingFrames(frames: readonly string[], dirs: DirCache): Promise<{ kept: string[]; missing: string[] }> {
   const kept: string[] = [];
-  for (const frame of ref.frames) {
+  const missing: string[] = [];
+  for (const frame of frames) {
     const names = await dirs.list(dirname(frame));
-    if (names?.has(basename(frame))) kept.push(frame);
+    if (!names?.has(basename(frame))) {
+      missing.push(frame);
+      continue;
+    }
+    const inside = IMAGE_EXT.test(frame) ? null : await dirs.list(frame);
+    if (inside) kept.push(...[...inside].filter((n) => IMAGE_EXT.test(n)).sort().map((n) => join(frame, n)));
+    else kept.push(frame);
   }
-  return kept;
+  return { kept, missing };
 }
 
 async function boxesFor(path: string, options: ListingOptions): Promise<FaceBox[] | undefined> {
@@ -100,8 +112,9 @@ function extrasFor(path: string, options: ListingOptions): Record<string, string
 
 export async function samplesFromVideos(refs: readonly VideoRef[], options: ListingOptions): Promise<Sample[]> {
   const perVideo = await mapPool(refs, 32, async (ref) => {
-    const existing = await existingFrames(ref, options.dirs);
-    const missing = ref.frames.length - existing.length;
+    const { kept: existing, missing: absent } = ref.verified ? { kept: ref.frames, missing: [] } : await existingFrames(ref.frames, options.dirs);
+    const missing = absent.length;
+    const listed = existing.length + missing;
     options.issues.missing += missing;
     const videoId = videoIdOf(ref.subset, ref.label, ref.video);
     if (existing.length === 0) {
@@ -114,7 +127,7 @@ export async function samplesFromVideos(refs: readonly VideoRef[], options: List
       return [];
     }
     if (missing > 0) {
-      options.issues.note(`${videoId} (${ref.source}): ${missing} of ${ref.frames.length} listed frames missing, e.g. ${firstMissing(ref.frames, existing)}`);
+      options.issues.note(`${videoId} (${ref.source}): ${missing} of ${listed} listed frames missing, e.g. ${absent[0]}`);
     }
     const sorted = sortFrames(existing);
     const picked = sampleFrameIndices(sorted.length, options.framesPerVideo, options.sampling);
@@ -138,9 +151,4 @@ export async function samplesFromVideos(refs: readonly VideoRef[], options: List
     );
   });
   return perVideo.flat();
-}
-
-function firstMissing(listed: string[], existing: string[]): string {
-  const have = new Set(existing);
-  return listed.find((f) => !have.has(f)) ?? '';
 }

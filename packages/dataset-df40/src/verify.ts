@@ -3,11 +3,12 @@
  * JSONs list, how many listed frames exist and decode, how many are missing, how many videos have no
  * frame on disk, and how many present files do not decode. Every frame is decoded, concurrently.
  */
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Label } from '@dfd/core';
 import { decodeCheck } from './image/pipeline.js';
 import { DatasetJsonError, listJsonFiles, readDatasetJson, type JsonVideoEntry } from './json-index.js';
 import { labelName } from './labels.js';
+import { existingFrames } from './listing.js';
 import { DirCache, PathResolver, type PrefixRule } from './paths.js';
 import { mapPool } from './pool.js';
 
@@ -93,23 +94,14 @@ export async function verifyDf40(rootArg: string, options: VerifyOptions = {}): 
   }
   // One task per listed frame keeps the decoder pool full across videos.
   const frameTasks: Array<{ entry: JsonVideoEntry; path: string }> = [];
-  const existingPerVideo = new Map<JsonVideoEntry, number>();
   for (const entry of entries) {
     const counts = report.datasets[entry.dataset]![labelName(entry.label)];
     counts.videos++;
-    let existing = 0;
-    for (const raw of entry.frames) {
-      const path = resolver.resolve(raw);
-      if ((await dirs.list(dirname(path)))?.has(basename(path))) {
-        existing++;
-        frameTasks.push({ entry, path });
-      } else {
-        counts.missing++;
-        problem(entry.dataset, labelName(entry.label), 'missing', path);
-      }
-    }
-    existingPerVideo.set(entry, existing);
-    if (existing === 0) {
+    const { kept, missing } = await existingFrames(entry.frames.map((raw) => resolver.resolve(raw)), dirs);
+    for (const path of kept) frameTasks.push({ entry, path });
+    for (const path of missing) problem(entry.dataset, labelName(entry.label), 'missing', path);
+    counts.missing += missing.length;
+    if (kept.length === 0) {
       counts.empty++;
       problem(entry.dataset, labelName(entry.label), 'empty', `${entry.video} (${entry.split}) → ${entry.frames[0] ? dirname(resolver.resolve(entry.frames[0])) : 'no frames listed'}`);
     }

@@ -199,6 +199,22 @@ describe("dataset 'df40' (JSON)", () => {
     expect((await none.samples({ split: 'train', subsets: ['pixart_ff'] }))[0]!.boxes).toBeUndefined();
   });
 
+  it('expands an entry that names a video folder instead of frames', async () => {
+    const { dir: other, cleanup: done } = await tempDir();
+    try {
+      await Promise.all([0, 1, 2].map((i) => writeImage(join(other, `DF40/e4e/fake/frames/v/${i}.png`), 8, 8)));
+      await writeText(join(other, 'dataset_json/e4e.json'), JSON.stringify({
+        e4e: { e4e_Fake: { test: { v: { label: 'e4e_Fake', frames: [`${AUTHOR}/DF40/e4e/fake/frames/v`] } } } },
+      }));
+      const ds = new Df40JsonDataset({ root: other, framesPerVideo: 0 });
+      const samples = await ds.samples({ split: 'test' });
+      expect(samples.map((s) => s.frameIndex)).toEqual([0, 1, 2]);
+      expect(ds.issues()).toMatchObject({ missing: 0, empty: 0 });
+    } finally {
+      await done();
+    }
+  });
+
   it('maps extra files by mirroring the root', async () => {
     const ds = new Df40JsonDataset({ root, framesPerVideo: 1, extras: { lare: { root: '/maps', ext: '.safetensors' } } });
     const [sample] = await ds.samples({ split: 'test', subsets: ['whichfaceisreal'] });
