@@ -40,6 +40,9 @@ export interface VerifyOptions {
   compression?: string;
   labelMap?: Record<string, Label>;
   concurrency?: number;
+  /** Called as frames are decoded (done, total), at most every `progressEveryMs`. */
+  onProgress?: (done: number, total: number) => void;
+  progressEveryMs?: number;
 }
 
 export interface VerifyResult {
@@ -106,13 +109,21 @@ export async function verifyDf40(rootArg: string, options: VerifyOptions = {}): 
       problem(entry.dataset, labelName(entry.label), 'empty', `${entry.video} (${entry.split}) → ${entry.frames[0] ? dirname(resolver.resolve(entry.frames[0])) : 'no frames listed'}`);
     }
   }
+  let done = 0;
+  let last = Date.now();
   const decoded = await mapPool(frameTasks, options.concurrency ?? 4, async ({ path }) => {
+    let ok = true;
     try {
       await decodeCheck(path);
-      return true;
     } catch {
-      return false;
+      ok = false;
     }
+    done++;
+    if (options.onProgress && (Date.now() - last >= (options.progressEveryMs ?? 2000) || done === frameTasks.length)) {
+      last = Date.now();
+      options.onProgress(done, frameTasks.length);
+    }
+    return ok;
   });
   frameTasks.forEach(({ entry, path }, i) => {
     const counts = report.datasets[entry.dataset]![labelName(entry.label)];

@@ -69,6 +69,7 @@ describe('dfd df40 verify', () => {
     expect(await df40Command.run(['verify', '.', '--json'], io)).toBe(0);
     expect(JSON.parse(io.out())).toEqual(expected);
     expect(Object.keys(JSON.parse(io.out()))).toEqual(['datasets', 'totals']);
+    expect(io.err()).toBe('decoded 12/12 frames\n'); // progress goes to stderr: 9 decodable + 3 corrupt files
   });
 
   it('prints a table with a hint per problem', async () => {

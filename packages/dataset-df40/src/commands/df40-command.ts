@@ -49,6 +49,9 @@ export const df40Command: CliCommand = {
         ...(jsonDir !== undefined ? { jsonDir: resolve(io.cwd, jsonDir) } : {}),
         prefixes,
         concurrency: intOption(parsed, 'concurrency', 1) ?? 4,
+        // DF40 has about a million frames: say how far decoding is (stderr, so --json stays clean).
+        onProgress: (done, total) => io.stderr.write(io.isTTY ? `\rdecoded ${done}/${total} frames` + (done === total ? '\n' : '') : `decoded ${done}/${total} frames\n`),
+        progressEveryMs: io.isTTY ? 500 : 30_000,
       });
       if (parsed.flags.has('json')) {
         io.stdout.write(JSON.stringify(result.report) + '\n');
