@@ -150,7 +150,11 @@ export class ClipEncoder implements Encoder {
       const hidden: Record<number, tf.Tensor3D> = {};
       if (wanted.has(0)) hidden[0] = x;
       for (let i = 0; i < v.numLayers; i++) {
-        x = encoderLayer(x, w, `vision_model.encoder.layers.${i}`, this.visionBlock);
+        // One tidy per layer frees its intermediates (and transposed weights) before the next layer; an
+        // outer tidy alone would hold every layer's activations until the end (out of wasm memory at batch
+        // 8 on ViT-B/16). Tensors the gradient tape needs are kept by tfjs itself.
+        const input = x;
+        x = tf.tidy(() => encoderLayer(input, w, `vision_model.encoder.layers.${i}`, this.visionBlock));
         if (wanted.has(i + 1)) hidden[i + 1] = x;
       }
       const clsToken = x.slice([0, 0, 0], [batch, 1, v.hiddenSize]).reshape([batch, v.hiddenSize]);
@@ -214,7 +218,10 @@ export class ClipEncoder implements Encoder {
       const positions = w('text_model.embeddings.position_embedding.weight').slice([0, 0], [length, width]);
       let x = tf.add(embeddings, positions) as tf.Tensor3D;
       const mask = this.causalMask(length);
-      for (let i = 0; i < t.numLayers; i++) x = encoderLayer(x, w, `text_model.encoder.layers.${i}`, this.textBlock, mask);
+      for (let i = 0; i < t.numLayers; i++) {
+        const input = x;
+        x = tf.tidy(() => encoderLayer(input, w, `text_model.encoder.layers.${i}`, this.textBlock, mask)); // see encodeImage
+      }
       x = layerNorm(x, w('text_model.final_layer_norm.weight'), w('text_model.final_layer_norm.bias'), t.layerNormEps) as tf.Tensor3D;
       // Pool at EOT with a one-hot selection matmul rather than gather: gather's gradient needs
       // UnsortedSegmentSum, which the wasm backend lacks, and CoOp needs gradients here. Exact: 1·x + 0·y.
