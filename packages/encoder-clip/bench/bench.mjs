@@ -20,7 +20,8 @@ function run(command, args) {
     const out = execFileSync(command, args, { cwd: here, env: { ...process.env, BENCH_MIN_SECONDS: minSeconds }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     return JSON.parse(out.trim().split('\n').at(-1));
   } catch (error) {
-    return { error: String(error.stderr || error.message).trim().split('\n').slice(-3).join(' | ') };
+    const lines = String(error.stderr || error.message).trim().split('\n');
+    return { error: (lines.find((l) => /Error/.test(l)) ?? lines.at(-1) ?? 'failed').trim() };
   }
 }
 
