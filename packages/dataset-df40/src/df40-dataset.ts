@@ -3,11 +3,11 @@
  * path prefixes onto `root`, maps label keys to 0/1 and dataset keys to canonical subset names, and lists
  * samples with missing frames and empty videos counted (never fatal).
  */
-import { resolve } from 'node:path';
+import { basename, extname, resolve } from 'node:path';
 import type { Split } from '@dfd/core';
 import { Df40JsonConfigSchema, type Df40JsonConfig } from './config.js';
 import { IndexedDataset, requireFolder } from './dataset-base.js';
-import { readDatasetJsons } from './json-index.js';
+import { listJsonFiles, readDatasetJson, type JsonVideoEntry } from './json-index.js';
 import type { VideoRef } from './listing.js';
 import { canonicalSubset, nameKey } from './names.js';
 import { PathResolver } from './paths.js';
@@ -29,14 +29,23 @@ export class Df40JsonDataset extends IndexedDataset {
   protected async buildIndex(): Promise<VideoRef[]> {
     const { root } = this.config;
     await requireFolder(root, 'DF40 root', 'set the dataset config root to the folder holding DF40/, DF40_train/ ...');
-    const { entries, notes } = await readDatasetJsons(this.jsonDir, {
-      labelMap: this.config.labelMap,
-      compression: this.config.compression,
-    });
-    for (const note of notes) this.log.note(note);
-    const resolver = await PathResolver.create(root, this.config.prefixes, this.config.autoPrefix, this.dirs);
     const only = this.config.datasets ? new Set(this.config.datasets.map((d) => nameKey(canonicalSubset(d)))) : undefined;
     const realExtra = new Set(this.config.realDatasets.map((d) => nameKey(canonicalSubset(d))));
+    const entries: JsonVideoEntry[] = [];
+    for (const file of await listJsonFiles(this.jsonDir)) {
+      const stem = nameKey(canonicalSubset(basename(file, extname(file))));
+      const wanted = !only || only.has(stem) || realExtra.has(stem);
+      try {
+        const result = await readDatasetJson(file, { labelMap: this.config.labelMap, compression: this.config.compression });
+        entries.push(...result.entries);
+        for (const note of result.notes) this.log.note(note);
+      } catch (error) {
+        // A broken JSON of a dataset nobody asked for is a note; of a wanted one, an error.
+        if (wanted) throw error;
+        this.log.note(`${(error as Error).message} (not in datasets: skipped)`);
+      }
+    }
+    const resolver = await PathResolver.create(root, this.config.prefixes, this.config.autoPrefix, this.dirs);
     const refs: VideoRef[] = [];
     const seen = new Set<string>();
     for (const entry of entries) {

@@ -142,7 +142,7 @@ export async function listJsonFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((f) => f.toLowerCase().endsWith('.json')).sort().map((f) => join(dir, f));
 }
 
-export async function readDatasetJsons(dir: string, options: JsonReadOptions & { only?: string[] } = {}): Promise<JsonReadResult> {
+export async function readDatasetJsons(dir: string, options: JsonReadOptions = {}): Promise<JsonReadResult> {
   const files = await listJsonFiles(dir);
   const entries: JsonVideoEntry[] = [];
   const notes: string[] = [];

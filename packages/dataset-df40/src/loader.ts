@@ -13,10 +13,9 @@ import { boxesToArray, templateBoxes } from './boxes.js';
 import { loadExtra, type ExtraArray } from './extras.js';
 import { hwcToChw, normalizationOf } from './image/normalize.js';
 import { transformImage } from './image/pipeline.js';
-import { transformBoxes, type TransformSpec } from './image/transform.js';
+import { TransformSpecSchema, transformBoxes, type TransformSpec } from './image/transform.js';
 import { IssueLog } from './issues.js';
 import { EVAL_DEFAULTS, LoaderConfigSchema, TRAIN_DEFAULTS, type LoaderConfig, type LoaderConfigInput } from './loader-config.js';
-import { TransformSpecSchema } from './image/transform.js';
 import { Limiter } from './pool.js';
 
 export type SkipListener = (message: string, sample: Sample) => void;

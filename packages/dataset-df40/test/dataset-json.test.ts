@@ -215,6 +215,23 @@ describe("dataset 'df40' (JSON)", () => {
     }
   });
 
+  it('names a broken JSON file, and only notes it when that dataset is not wanted', async () => {
+    const { dir: other, cleanup: done } = await tempDir();
+    try {
+      await writeImage(join(other, 'DF40/e4e/fake/frames/v/0.png'), 8, 8);
+      await writeText(join(other, 'dataset_json/e4e.json'), JSON.stringify({
+        e4e: { e4e_Fake: { test: { v: { label: 'e4e_Fake', frames: ['DF40/e4e/fake/frames/v/0.png'] } } } },
+      }));
+      await writeText(join(other, 'dataset_json/sd2.1.json'), '{"sd2.1": {');
+      await expect(new Df40JsonDataset({ root: other }).subsets('test')).rejects.toThrow(/sd2\.1\.json is not valid JSON/);
+      const only = new Df40JsonDataset({ root: other, datasets: ['E4E'] });
+      expect(await only.subsets('test')).toEqual(['e4e']);
+      expect(only.issues().messages.some((m) => m.includes('sd2.1.json') && m.includes('skipped'))).toBe(true);
+    } finally {
+      await done();
+    }
+  });
+
   it('maps extra files by mirroring the root', async () => {
     const ds = new Df40JsonDataset({ root, framesPerVideo: 1, extras: { lare: { root: '/maps', ext: '.safetensors' } } });
     const [sample] = await ds.samples({ split: 'test', subsets: ['whichfaceisreal'] });
