@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBackend, PluginRegistry, readSafetensors, tf, UsageError, type CliIO } from '@dfd/core';
-import clipPluginDefault, { clipPlugin, clipPreprocessBatch, encodeCommand, loadClip, type ClipEncoder } from '@dfd/encoder-clip';
+import clipPluginDefault, { clipPlugin, clipPreprocessBatch, encodeCommand, frozenImageEncoderFor, loadClip, type ClipEncoder } from '@dfd/encoder-clip';
 import { FIXTURES, TINY_CLIP, maxAbsDiff } from './helpers.js';
 
 function makeIo(cwd: string): CliIO & { out: () => string; err: () => string } {
@@ -123,5 +123,19 @@ describe('the plugin', () => {
     const tuned = definition.useFactory!({ model: TINY_CLIP, engine: 'tfjs', device: 'cpu', trainable: 'vision' }, undefined as never) as ClipEncoder;
     expect(Object.keys(tuned.trainableVariables()).length).toBeGreaterThan(10);
     tuned.dispose();
+  });
+
+  it('frozenImageEncoderFor opens the engine the config names; both embed alike', async () => {
+    await ensureBackend();
+    const base = { model: TINY_CLIP, device: 'cpu' as const, trainable: 'none' as const };
+    const onnx = await frozenImageEncoderFor({ ...base, engine: 'onnx' });
+    const tfjs = await frozenImageEncoderFor({ ...base, engine: 'tfjs' });
+    expect(onnx.engine).toBe('onnxruntime-cpu');
+    expect(tfjs.engine).toMatch(/^tfjs-/);
+    const pixels = await clipPreprocessBatch([`${FIXTURES}preprocess/square.jpg`], { size: 32 });
+    const a = await onnx.embed(pixels, 1);
+    const b = await tfjs.embed(pixels, 1);
+    expect(maxAbsDiff(a.embeds, b.embeds)).toBeLessThan(1e-4);
+    await Promise.all([onnx.dispose(), tfjs.dispose()]);
   });
 });
