@@ -214,7 +214,7 @@ export class EventTranslator {
         else if (this.config) ops.push({ kind: 'upload', name: 'config.json', bytes: `${JSON.stringify(this.config, null, 2)}\n` });
       }
       for (const [name, path] of this.artifacts) {
-        if (!this.options.uploadCheckpoint && this.options.uploadCheckpoint !== undefined && name.startsWith('checkpoints/')) continue;
+        if (this.options.uploadCheckpoint === false && name.startsWith('checkpoints/')) continue;
         ops.push({ kind: 'upload', name, file: path });
       }
       const best = this.bestCheckpoint;

@@ -189,12 +189,16 @@ export class MlflowRunWriter {
     if (!this.target.runId) {
       // runs/create is not idempotent: look for a run a lost answer (or an earlier sync) already made.
       const existing = (await this.call(() => this.client.findRunsByTag(experimentId, 'dfd.runId', op.dfdRunId))).filter(
-        (run) => run.info.lifecycle_stage !== 'deleted' && run.data.tags?.find((t) => t.key === 'dfd.sweepParent')?.value !== 'placeholder',
+        (run) => run.info.lifecycle_stage !== 'deleted',
       );
       const found = existing[0];
       if (found) {
         this.target.runId = found.info.run_id;
         this.target.artifactUri = found.info.artifact_uri;
+        if (found.data.tags?.some((t) => t.key === 'dfd.sweepParent' && t.value === 'placeholder')) {
+          // A sweep's children made this parent before the sweep's own run was sent: it is real now.
+          await this.call(() => this.client.setTag(found.info.run_id, 'dfd.sweepParent', 'run'));
+        }
         // We do not know which of its points arrived: reconcile metrics with the server's history.
         this.target.uncertainUntil = Math.max(this.target.uncertainUntil ?? 0, this.knownEvents);
         this.log(`found MLflow run ${found.info.run_id} for ${op.dfdRunId}; continuing it`);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MlflowTracker, fromWireValue, mlflowPlugin, type Run } from '@dfd/tracking-mlflow';
+import { MlflowTracker, fromWireValue, mlflowPlugin, syncRunDir, type Run } from '@dfd/tracking-mlflow';
 import { PluginRegistry } from '@dfd/core';
 import { HandRun, SUBSETS, tempRunsDir } from './support/run-dir.js';
 import { mlflowUri, testClient, unique } from './support/mlflow.js';
@@ -152,6 +152,17 @@ describe('MlflowTracker (live, real server)', () => {
     expect(parents[0]!.info.status).toBe('FINISHED');
     const childRuns = await client.findRunsByTag(experimentId, 'mlflow.parentRunId', parentId);
     expect(childRuns.map((r) => r.info.run_id).sort()).toEqual(children.map((c) => c.tracker.mlflowRunId).sort());
+
+    // The sweep's own run, sent afterwards, becomes that parent rather than a second one.
+    const sweepRun = new HandRun(tempRunsDir(), experiment, sweepId);
+    sweepRun.start({ runName: 'sweep lr' });
+    sweepRun.end('finished', 0);
+    const synced = await syncRunDir(sweepRun.runDir, { trackingUri: mlflowUri(), env: {} });
+    expect(synced.mlflowRunId).toBe(parentId);
+    const parent = await client.getRun(parentId);
+    expect(tags(parent)['dfd.sweepParent']).toBe('run');
+    expect(tags(parent)['mlflow.runName']).toBe('sweep lr');
+    expect((await client.searchRuns({ experimentIds: [experimentId] })).runs).toHaveLength(3);
   });
 
   it('sends NaN and ±Inf the way MLflow accepts them, and counts them', async () => {
