@@ -3,7 +3,8 @@
  * `recordEvents` writing config.json, events.jsonl and metrics.jsonl from a `RunEventBus`. Tests emit the
  * events a training run would emit (they need no model or dataset to exercise the tracker).
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRunDirectory, recordEvents, RunEventBus, type EvaluationReport, type RunDirectory, type RunEvent, type RunStartEvent } from '@dfd/core';
@@ -11,8 +12,16 @@ import type { Subscription } from 'rxjs';
 
 export const SUBSETS = ['heygen', 'MidJourney', 'whichfaceisreal', 'stargan'] as const;
 
+const made: string[] = [];
+// Registered in each test file that imports this module: its runs directories go when the file is done.
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempRunsDir(): string {
-  return mkdtempSync(join(tmpdir(), 'dfd-mlflow-runs-'));
+  const dir = mkdtempSync(join(tmpdir(), 'dfd-mlflow-runs-'));
+  made.push(dir);
+  return dir;
 }
 
 export const baseConfig = (experiment: string): Record<string, unknown> => ({
