@@ -109,6 +109,16 @@ export abstract class IndexedDataset implements Dataset {
     return this.log.snapshot();
   }
 
+  /** Recorded with every evaluation: DF40 numbers are only comparable at the same frames and sampling. */
+  protocolFacts(): Record<string, string | number | boolean> {
+    return {
+      dataset: this.name,
+      frames_per_video_train: framesFor(this.common, 'train'),
+      frames_per_video_eval: framesFor(this.common, 'test'),
+      frame_sampling: this.common.sampling,
+    };
+  }
+
   async digest(query: SampleQuery): Promise<string> {
     const lines = (await this.samples(query)).map((s) => `${s.id}\t${s.label}`).sort();
     return createHash('sha256').update(lines.join('\n')).digest('hex');

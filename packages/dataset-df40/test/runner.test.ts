@@ -84,6 +84,8 @@ describe('df40 dataset + images loader in the runner', () => {
     // 4 methods × 4 videos × 2 frames of fakes, and as many FF++ reals (listed by every method, used once)
     expect(result.steps).toBe(2 * Math.ceil(64 / 16));
     for (const subset of DF40_TEST_SUBSETS) expect(result.test!.subsets[subset], subset).toBeDefined();
+    // The protocol the numbers were obtained under is on the report.
+    expect(result.test!.protocol).toMatchObject({ dataset: 'df40', frames_per_video_eval: 2, frame_sampling: 'even', selection: 'val' });
     const rows = readFileSync(join(result.runDir, 'test-scores.csv'), 'utf8').trim().split('\n').slice(1);
     expect(rows).toHaveLength(8 * 2 * 4 * 2);
     expect(new Set(rows.map((r) => r.split(',')[2])).size).toBe(8 * 2 * 4);
