@@ -53,17 +53,11 @@ export const METHOD_ALIASES: Readonly<Record<string, readonly string[]>> = {
   SiT: ['sit', 'SiT-XL/2', 'SiT-XL-2'],
 };
 
-/** The 8 unknown-type test subsets the seed protocol evaluates (DF40 P3 without deepfacelab). */
-export const DF40_TEST_SUBSETS = [
-  'heygen',
-  'MidJourney',
-  'whichfaceisreal',
-  'stargan',
-  'starganv2',
-  'styleclip',
-  'e4e',
-  'CollabDiff',
-] as const;
+/**
+ * The 8 unknown-type test subsets the seed protocol evaluates (DF40 P3 without deepfacelab). One list,
+ * owned by core's df40 evaluator, so dataset subset names and evaluator subsets cannot drift apart.
+ */
+export { DF40_TEST_SUBSETS } from '@dfd/core';
 
 /** Domains of the known methods: FaceForensics++ (c23) and Celeb-DF. */
 export const DOMAINS = ['ff', 'cdf'] as const;
