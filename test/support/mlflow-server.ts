@@ -166,6 +166,7 @@ export class MlflowServer {
     });
     closeSync(log);
     this.child = child;
+    this.guardOrphan(child);
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     let exitCode: number | null = null;
     child.once('exit', (code) => {
@@ -187,6 +188,31 @@ export class MlflowServer {
     }
     await this.stop();
     throw new Error(`mlflow server did not answer ${this.uri}/health within ${timeoutMs} ms; log:\n${this.tail()}`);
+  }
+
+  /**
+   * The server runs in its own process group (so stop() reaches its workers), which also means it would
+   * outlive a test process that dies. Stop it when this process exits, and — for a SIGKILLed test
+   * process — have a tiny shell watchdog stop that group once our pid is gone.
+   */
+  private guardOrphan(child: ChildProcess): void {
+    const pgid = child.pid;
+    if (pgid === undefined) return;
+    const onExit = () => {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    process.once('exit', onExit);
+    child.once('exit', () => process.removeListener('exit', onExit));
+    const watchdog = spawn(
+      'sh',
+      ['-c', `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${pgid} 2>/dev/null; do sleep 2; done; kill -KILL -${pgid} 2>/dev/null; exit 0`],
+      { detached: true, stdio: 'ignore' },
+    );
+    watchdog.unref();
   }
 
   tail(lines = 40): string {

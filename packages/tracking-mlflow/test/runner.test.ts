@@ -7,7 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { filter, take } from 'rxjs';
 import { readEvents, resumeRun, runExperiment, type Tracker } from '@dfd/core';
-import { mlflowPlugin } from '@dfd/tracking-mlflow';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { mlflowPlugin, REJECTED_FILE } from '@dfd/tracking-mlflow';
 import { toyExperiment, toyPlugin } from '../../core/test/support/toy-plugin.js';
 import { tempRunsDir } from './support/run-dir.js';
 import { mlflowUri, testClient, unique } from './support/mlflow.js';
@@ -48,6 +50,7 @@ describe('with the core runner', () => {
     expect(loss.map((m) => Number(m.step)).sort((a, b) => a - b)).toEqual(Array.from({ length: resumed.steps }, (_, i) => i + 1));
     const testAuc = await client.getMetricHistory(run.info.run_id, 'test/auc');
     expect(testAuc).toHaveLength(1);
+    expect(existsSync(join(killed.runDir, REJECTED_FILE))).toBe(false); // the resumed run re-logged identical params
     const events = readEvents(killed.runDir);
     expect(events.filter((e) => e.type === 'run-start')).toHaveLength(2);
     const artifacts = (await client.listArtifacts(run.info.run_id)).map((f) => f.path);
