@@ -11,6 +11,7 @@ import type { Observable, Subscription } from 'rxjs';
 import type { RunEvent, RunInfo, Tracker } from '@dfd/core';
 import type { AuthProvider } from './auth.js';
 import { MlflowClient } from './client.js';
+import { isTransient } from './errors.js';
 import { MlflowTrackerConfigSchema, PACKAGE_VERSION, type MlflowTrackerConfig, type MlflowTrackerConfigInput } from './config.js';
 import { readEventsFile } from './events-file.js';
 import { RunLock, SyncState } from './state.js';
@@ -213,7 +214,9 @@ export class MlflowTracker implements Tracker {
     } catch (error) {
       this.queue = this.queue.filter((item) => item.index >= writer.target.sentEvents);
       this.lastError = error as Error;
-      if (error instanceof FatalSyncError) {
+      if (error instanceof FatalSyncError || (error instanceof Error && !isTransient(error))) {
+        // The server answered and said no (auth, a deleted run, a request it will never accept): retrying
+        // cannot help. What is unsent stays on disk for `dfd sync` once the cause is fixed.
         this.detach(`MLflow refused the run (${(error as Error).message}); ${this.queue.length} events kept in ${this.runDir}/events.jsonl for \`dfd sync\``);
         return;
       }
@@ -253,7 +256,7 @@ export class MlflowTracker implements Tracker {
       if (this.queue.length) {
         this.log(
           `${this.queue.length} events could not be sent to MLflow (${this.lastError?.message ?? 'not sent'}); ` +
-            `they are kept in ${this.runDir}/events.jsonl: run \`dfd sync ${this.runDir}\` when the server is back`,
+            `they are kept in ${this.runDir}/events.jsonl: run \`dfd sync ${this.runDir}\` once the server is back (and accepts the run)`,
         );
       }
     } catch (error) {

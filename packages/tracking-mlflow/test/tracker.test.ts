@@ -3,6 +3,8 @@
  * RunEventBus (and recorded by core's recordEvents) is read back through the REST API.
  */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MlflowTracker, fromWireValue, mlflowPlugin, syncRunDir, type Run } from '@dfd/tracking-mlflow';
@@ -217,6 +219,32 @@ describe('MlflowTracker (live, real server)', () => {
     expect(cpu.map((m) => Number(m.step))).toEqual(cpu.map((_, i) => i));
     for (const point of cpu) expect(fromWireValue(point.value)).toBeGreaterThanOrEqual(0);
     expect(fromWireValue(memory[0]!.value)).toBeGreaterThan(10);
+  });
+
+  it('detaches, keeping the run for dfd sync, when the server refuses it (401), without touching training', async () => {
+    const refused: string[] = [];
+    const server = createServer((req, res) => {
+      refused.push(req.url ?? '');
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error_code: 'UNAUTHENTICATED', message: 'You are not authenticated' }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const run = new HandRun(tempRunsDir(), unique('refused'));
+      const logs: string[] = [];
+      const tracker = new MlflowTracker({ trackingUri: uri, ...quick, logger: (m) => logs.push(m) });
+      tracker.attach(run.bus.events$, { runId: run.runId, experiment: run.experiment, runDir: run.runDir });
+      run.start();
+      run.steps(1, 20);
+      run.end('finished', 20);
+      await tracker.close();
+      expect(tracker.state).toBe('closed');
+      expect(refused).toHaveLength(1); // no retry loop against a server that said no
+      expect(logs.join('\n')).toMatch(/MLflow refused the run .*UNAUTHENTICATED.*22 events kept .*dfd sync/s);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('is the plugin component tracker:mlflow with a validated config', () => {
