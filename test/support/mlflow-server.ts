@@ -112,6 +112,8 @@ export class MlflowServer {
   private exited: Promise<void> = Promise.resolve();
   readonly dataDir: string;
   readonly logFile: string;
+  /** A temp dir we made: the orphan watchdog removes it too. */
+  ownsDataDir = false;
   port: number;
 
   private constructor(
@@ -136,6 +138,7 @@ export class MlflowServer {
     const { mlflowBin } = ensureMlflow((line) => process.stderr.write(`[mlflow-setup] ${line}\n`));
     const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'dfd-mlflow-'));
     const server = new MlflowServer(mlflowBin, dataDir, options.port ?? (await freePort()));
+    server.ownsDataDir = options.dataDir === undefined;
     await server.startProcess(options.startTimeoutMs ?? 300_000);
     return server;
   }
@@ -209,8 +212,13 @@ export class MlflowServer {
     child.once('exit', () => process.removeListener('exit', onExit));
     const watchdog = spawn(
       'sh',
-      ['-c', `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${pgid} 2>/dev/null; do sleep 2; done; kill -KILL -${pgid} 2>/dev/null; exit 0`],
-      { detached: true, stdio: 'ignore' },
+      [
+        '-c',
+        `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${pgid} 2>/dev/null; do sleep 2; done; ` +
+          `if ! kill -0 ${process.pid} 2>/dev/null; then kill -KILL -${pgid} 2>/dev/null; ` +
+          `if [ "$OWNED" = 1 ]; then sleep 1; rm -rf "$DATA_DIR"; fi; fi; exit 0`,
+      ],
+      { detached: true, stdio: 'ignore', env: { ...process.env, OWNED: this.ownsDataDir ? '1' : '0', DATA_DIR: this.dataDir } },
     );
     watchdog.unref();
   }
