@@ -48,6 +48,9 @@ export const clipPlugin = definePlugin({
       useFactory: (config) => {
         const encoder = loadClipSync(config.model);
         if (config.trainable !== 'none') encoder.setTrainable(config.trainable);
+        // With engine 'onnx', frozen feature extraction (core's feature cache) runs on onnxruntime over the
+        // checkpoint's ONNX export; otherwise the cache uses this encoder's own tfjs image tower.
+        if (config.engine === 'onnx') return Object.assign(encoder, { frozenImageEncoder: () => frozenImageEncoderFor(config) });
         return encoder;
       },
     });
