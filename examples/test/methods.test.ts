@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { runExperiment } from '@dfd/core';
+import { runExperiment, type ExperimentInCode } from '@dfd/core';
 import { cocoopExperiment } from '../src/cocoop.js';
 import { coopExperiment } from '../src/coop.js';
 import { PLUGINS, TEST_SUBSETS, type ExampleOptions } from '../src/setup.js';
@@ -24,7 +24,7 @@ beforeAll(async () => {
   cacheDir = mkdtempSync(join(tmpdir(), 'dfd-examples-cache-'));
 });
 
-const methods: Array<[string, (o: ExampleOptions) => ReturnType<typeof coopExperiment>, number]> = [
+const methods: Array<[string, (o: ExampleOptions) => ExperimentInCode, number]> = [
   // [name, experiment, minimum mean AUC over the 8 unknown sets required of every seed]
   ['CoOp', coopExperiment, 0.75],
   ['CoCoOp', cocoopExperiment, 0.7],
