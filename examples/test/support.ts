@@ -1,5 +1,5 @@
 /** Helpers of the examples' tests: a shared mini-DF40, and re-scoring a finished run from its directory. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -15,10 +15,22 @@ import {
 } from '@dfd/core';
 import { generateMiniDf40 } from '@dfd/dataset-df40';
 
-/** The default synthetic mini-DF40 (seed 0, 64 px), generated once per machine for the tests. */
+/**
+ * The default synthetic mini-DF40 (seed 0, 64 px), generated once per machine for the tests. Test files run
+ * in parallel workers, so it is written to a private folder and renamed into place: a reader never sees a
+ * half-written tree, and the loser of a race just uses the winner's (identical) copy.
+ */
 export async function miniDf40(): Promise<string> {
   const root = join(tmpdir(), 'dfd-examples-mini-df40-v1');
-  if (!existsSync(join(root, 'synth.json'))) await generateMiniDf40({ out: root, overwrite: true });
+  if (existsSync(join(root, 'synth.json'))) return root;
+  const staging = `${root}.${process.pid}-${Date.now()}`;
+  await generateMiniDf40({ out: staging, overwrite: true });
+  try {
+    renameSync(staging, root);
+  } catch {
+    rmSync(staging, { recursive: true, force: true });
+    if (!existsSync(join(root, 'synth.json'))) throw new Error(`could not create ${root}; remove it and run the tests again`);
+  }
   return root;
 }
 
