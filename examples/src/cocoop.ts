@@ -16,7 +16,7 @@ export function cocoopExperiment(options: ExampleOptions = {}) {
     seed: options.seed ?? 1,
     pluginObjects: PLUGINS,
     dataset: { use: 'df40', config: { root: options.root ?? DEFAULT_DATA_DIR } },
-    encoder: { use: 'clip', config: { model: TINY_CLIP } },
+    encoder: { use: 'clip', config: { model: TINY_CLIP, engine: 'onnx' } },
     promptLearner: { use: 'cocoop', preset: 'cocoop' },
     detector: { use: 'clip-prompt', config: { imageInput: 'features' } },
     loader: {

@@ -18,7 +18,9 @@ export function coopExperiment(options: ExampleOptions = {}) {
     seed: options.seed ?? 1,
     pluginObjects: PLUGINS,
     dataset: { use: 'df40', config: { root: options.root ?? DEFAULT_DATA_DIR } },
-    encoder: { use: 'clip', config: { model: TINY_CLIP } },
+    // Prompt learning runs on the tfjs text tower; `engine: 'onnx'` gives the feature cache the fast
+    // onnxruntime image tower (examples/models/tiny-clip-df40/onnx/vision_model.onnx) to encode with.
+    encoder: { use: 'clip', config: { model: TINY_CLIP, engine: 'onnx' } },
     // CLIPping's prompt: [SOS] real|fake [16 context tokens] . [EOS].
     promptLearner: { use: 'coop', preset: 'clipping' },
     // logits = 100 · cos(image, text); the image side comes from the feature cache.

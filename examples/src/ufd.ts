@@ -24,7 +24,7 @@ export function ufdExperiment(options: ExampleOptions = {}) {
     seed: options.seed ?? 1,
     pluginObjects: PLUGINS,
     dataset: { use: 'df40', config: { root: options.root ?? DEFAULT_DATA_DIR } },
-    encoder: { use: 'clip', config: { model: TINY_CLIP } },
+    encoder: { use: 'clip', config: { model: TINY_CLIP, engine: 'onnx' } },
     detector: { use: 'ufd', config: { imageInput: 'features' } },
     loader: { use: 'feature-cache', config: { inner, train: 'augmented', ...(options.cacheDir ? { dir: options.cacheDir } : {}) } },
     evaluator: { use: 'df40' },
