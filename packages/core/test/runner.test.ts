@@ -29,7 +29,10 @@ describe('experiment runner', () => {
     expect(events.at(-1)).toMatchObject({ type: 'end', status: 'finished' });
     expect(events.filter((e) => e.type === 'step')).toHaveLength(12);
     expect(events.filter((e) => e.type === 'eval' && e.split === 'val')).toHaveLength(3);
-    expect(events.filter((e) => e.type === 'eval' && e.split === 'test')).toHaveLength(1);
+    const testEvals = events.filter((e) => e.type === 'eval' && e.split === 'test');
+    expect(testEvals).toHaveLength(1);
+    // Recorded at the step of the weights it measures: the checkpoint selected on validation.
+    expect(testEvals[0]!.step).toBe(result.selected!.step);
     const metrics = readFileSync(join(result.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(metrics.filter((m) => m.key === 'train/loss').map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     expect(metrics.some((m) => m.key === 'test/a/auc')).toBe(true);

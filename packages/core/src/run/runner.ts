@@ -311,7 +311,8 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       bus.emit({ type: 'artifact', path: scoresPath, name: 'test-scores.csv' });
       const report = evaluator.evaluate(scored, { split: 'test', ...protocol, selected_step: result.selected.step });
       result.test = report;
-      bus.emit({ type: 'eval', split: 'test', step: outcome.step, epoch: experiment.trainer.epochs - 1, report });
+      // Test metrics are recorded at the step of the weights they measure (the selected checkpoint).
+      bus.emit({ type: 'eval', split: 'test', step: result.selected.step, epoch: experiment.trainer.epochs - 1, report });
       const written = (await evaluator.writeReport?.(report, scored, run.dir)) ?? [];
       for (const path of written) bus.emit({ type: 'artifact', path, name: path.slice(run.dir.length + 1) });
     } else {
