@@ -60,42 +60,11 @@ export class SafetensorsFile {
       if (size < 8) throw new SafetensorsError(`${path} is not a safetensors file (only ${size} bytes)`);
       const lengthBytes = Buffer.alloc(8);
       await handle.read(lengthBytes, 0, 8, 0);
-      const headerLength = Number(lengthBytes.readBigUInt64LE(0));
-      if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > size) {
-        throw new SafetensorsError(
-          `${path} is not a safetensors file (header length ${headerLength} does not fit a ${size}-byte file)`,
-        );
-      }
+      const headerLength = headerLengthOf(lengthBytes, size, path);
       const headerBytes = Buffer.alloc(headerLength);
       await handle.read(headerBytes, 0, headerLength, 8);
-      let header: Record<string, unknown>;
-      try {
-        header = JSON.parse(headerBytes.toString('utf8')) as Record<string, unknown>;
-      } catch {
-        throw new SafetensorsError(`${path} has a corrupt safetensors header (not JSON)`);
-      }
       const dataStart = 8 + headerLength;
-      const dataLength = size - dataStart;
-      const tensors = new Map<string, TensorInfo>();
-      let metadata: Record<string, string> = {};
-      for (const [name, raw] of Object.entries(header)) {
-        if (name === '__metadata__') {
-          metadata = (raw ?? {}) as Record<string, string>;
-          continue;
-        }
-        const entry = raw as { dtype: SafetensorsDType; shape: number[]; data_offsets: [number, number] };
-        const bytes = BYTES_PER_ELEMENT[entry.dtype];
-        if (bytes === undefined) throw new SafetensorsError(`${path}: tensor ${name} has unsupported dtype ${entry.dtype}`);
-        const [begin, end] = entry.data_offsets;
-        const elements = entry.shape.reduce((a, b) => a * b, 1);
-        if (end - begin !== elements * bytes || end > dataLength || begin < 0) {
-          throw new SafetensorsError(
-            `${path}: tensor ${name} (${entry.dtype} ${JSON.stringify(entry.shape)}) has byte range [${begin}, ${end}) ` +
-              `that does not match its shape or the file size; the file is truncated or corrupt`,
-          );
-        }
-        tensors.set(name, { dtype: entry.dtype, shape: entry.shape, dataOffsets: [begin, end] });
-      }
+      const { tensors, metadata } = parseHeader(headerBytes, size - dataStart, path);
       return new SafetensorsFile(path, handle, tensors, metadata, dataStart);
     } catch (error) {
       await handle.close();
@@ -294,12 +263,7 @@ export class SafetensorsFileSync {
       if (size < 8) throw new SafetensorsError(`${path} is not a safetensors file (only ${size} bytes)`);
       const lengthBytes = Buffer.alloc(8);
       readSync(fd, lengthBytes, 0, 8, 0);
-      const headerLength = Number(lengthBytes.readBigUInt64LE(0));
-      if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > size) {
-        throw new SafetensorsError(
-          `${path} is not a safetensors file (header length ${headerLength} does not fit a ${size}-byte file)`,
-        );
-      }
+      const headerLength = headerLengthOf(lengthBytes, size, path);
       const headerBytes = Buffer.alloc(headerLength);
       readSync(fd, headerBytes, 0, headerLength, 8);
       const { tensors, metadata } = parseHeader(headerBytes, size - 8 - headerLength, path);
@@ -342,6 +306,15 @@ export class SafetensorsFileSync {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
+}
+
+/** The header length from the first 8 bytes, checked against the file size. */
+function headerLengthOf(lengthBytes: Buffer, size: number, path: string): number {
+  const headerLength = Number(lengthBytes.readBigUInt64LE(0));
+  if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > size) {
+    throw new SafetensorsError(`${path} is not a safetensors file (header length ${headerLength} does not fit a ${size}-byte file)`);
+  }
+  return headerLength;
 }
 
 function parseHeader(headerBytes: Buffer, dataLength: number, path: string): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
