@@ -4,7 +4,7 @@
  */
 import { definePlugin } from './plugin.js';
 import { builtinCommands } from './cli/builtin-commands.js';
-import { TOKENS } from './di.js';
+import { resolveOptional, TOKENS } from './di.js';
 import type { Encoder, FeatureEnhancer, Fuser, PromptLearner } from './contracts.js';
 import type { Rng } from './rng.js';
 import { ClipPromptConfigSchema, ClipPromptDetector } from './detectors/clip-prompt.js';
@@ -54,8 +54,8 @@ export const corePlugin = definePlugin({
         return new ClipPromptDetector(config, {
           encoder: need<Encoder>(TOKENS.Encoder, 'encoder'),
           promptLearner: need<PromptLearner>(TOKENS.PromptLearner, 'promptLearner'),
-          enhancers: resolver.isRegistered(TOKENS.FeatureEnhancers) ? resolver.resolve<FeatureEnhancer[]>(TOKENS.FeatureEnhancers) : [],
-          fuser: resolver.isRegistered(TOKENS.Fuser) ? resolver.resolve<Fuser>(TOKENS.Fuser) : undefined,
+          enhancers: resolveOptional<FeatureEnhancer[]>(resolver, TOKENS.FeatureEnhancers) ?? [],
+          fuser: resolveOptional<Fuser>(resolver, TOKENS.Fuser),
           rng: resolver.resolve<Rng>(TOKENS.Rng).fork('clip-prompt'),
         });
       },

@@ -132,3 +132,8 @@ export class ExperimentContainer implements Resolver {
     this.inner.clearInstances();
   }
 }
+
+/** A part that an experiment may or may not configure (a fuser, the encoder of a feature-based probe). */
+export function resolveOptional<T>(resolver: Resolver, token: Token<T>): T | undefined {
+  return resolver.isRegistered(token) ? resolver.resolve<T>(token) : undefined;
+}

@@ -10,7 +10,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import type { BatchLoader, Encoder, FrozenImageEncoder } from '../contracts.js';
-import { COMPONENT_KINDS, configToken, ExperimentContainer, TOKENS, type ComponentKind, type Resolver } from '../di.js';
+import { ExperimentContainer, TOKENS, type Resolver } from '../di.js';
+import { instantiateComponent } from '../run/instantiate.js';
 import type { PluginRegistry } from '../plugin.js';
 import { EncoderImagePath } from './encoder-image-path.js';
 import { FeatureCacheError, FeatureCacheLoader } from './feature-cache-loader.js';
@@ -36,19 +37,6 @@ export const FeatureCacheConfigSchema = z
   .strict();
 export type FeatureCacheConfig = z.output<typeof FeatureCacheConfigSchema>;
 
-/** Builds a registered component outside the experiment's fixed slots, in its own child scope. */
-export function instantiateComponent<T>(resolver: Resolver, registry: PluginRegistry, kind: ComponentKind, name: string, config: Record<string, unknown>): T {
-  const definition = registry.get(kind, name);
-  if (definition.useFactory) return definition.useFactory(config, resolver) as T;
-  if (!(resolver instanceof ExperimentContainer)) {
-    throw new FeatureCacheError(`cannot build ${kind} '${name}' (a class component) outside an experiment container`);
-  }
-  const child = resolver.createChild();
-  child.registerValue(configToken(kind), config);
-  child.registerClass(COMPONENT_KINDS[kind], definition.useClass!);
-  return child.resolve<T>(COMPONENT_KINDS[kind]);
-}
-
 function without(config: Record<string, unknown>, keys: string[]): Record<string, unknown> {
   return Object.fromEntries(Object.entries(config).filter(([key]) => !keys.includes(key)));
 }
@@ -61,6 +49,9 @@ export function createFeatureCacheLoader(config: FeatureCacheConfig, resolver: R
     throw new FeatureCacheError("the feature-cache loader encodes with the experiment's encoder: add `encoder: { use: 'clip', config: { model: ... } }`");
   }
   const innerConfig = registry.resolveConfig('loader', config.inner.use, config.inner.config, config.inner.preset);
+  if (!(resolver instanceof ExperimentContainer)) {
+    throw new FeatureCacheError('the feature-cache loader builds its inner loader in the experiment container; build it through the runner');
+  }
   const inner = instantiateComponent<BatchLoader>(resolver, registry, 'loader', config.inner.use, innerConfig);
   const encoder = resolver.resolve<Encoder>(TOKENS.Encoder);
   const open = async (): Promise<FrozenImageEncoder> => (encoder.frozenImageEncoder ? encoder.frozenImageEncoder() : new EncoderImagePath(encoder));

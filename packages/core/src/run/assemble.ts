@@ -17,11 +17,12 @@ import type {
   PromptLearner,
   Tracker,
 } from '../contracts.js';
-import { COMPONENT_KINDS, configToken, ExperimentContainer, TOKENS, type ComponentKind, type Resolver } from '../di.js';
+import { ExperimentContainer, TOKENS, type ComponentKind } from '../di.js';
 import type { ComponentRef, ResolvedExperiment } from '../experiment.js';
-import { PluginError, PluginRegistry, type ComponentDefinition, type Plugin } from '../plugin.js';
+import { PluginError, PluginRegistry, type Plugin } from '../plugin.js';
 import { Rng } from '../rng.js';
 import { corePlugin } from '../builtin-plugin.js';
+import { instantiateComponent, registerComponent } from './instantiate.js';
 
 /** A component slot after validation: the resolved config is what the run records. */
 export interface ResolvedComponent {
@@ -125,13 +126,6 @@ export function resolveSlots(experiment: ResolvedExperiment, registry: PluginReg
   };
 }
 
-function register(container: ExperimentContainer, definition: ComponentDefinition, config: Record<string, unknown>): void {
-  const token = COMPONENT_KINDS[definition.kind];
-  container.registerValue(configToken(definition.kind), config);
-  if (definition.useClass) container.registerClass(token, definition.useClass);
-  else container.registerFactory(token, (resolver: Resolver) => definition.useFactory!(config, resolver));
-}
-
 /** Components of one kind that may appear several times (enhancers, trackers) each get their own child scope. */
 function instantiateMany<T>(
   registry: PluginRegistry,
@@ -139,11 +133,7 @@ function instantiateMany<T>(
   kind: ComponentKind,
   slots: ResolvedComponent[],
 ): T[] {
-  return slots.map((slot) => {
-    const child = parent.createChild();
-    register(child, registry.get(kind, slot.use), slot.config);
-    return child.resolve<T>(COMPONENT_KINDS[kind]);
-  });
+  return slots.map((slot) => instantiateComponent<T>(parent, registry, kind, slot.use, slot.config));
 }
 
 export interface AssembleOptions {
@@ -174,7 +164,7 @@ export function assemble(
     ['detector', slots.detector],
     ['evaluator', slots.evaluator],
   ];
-  for (const [kind, slot] of single) if (slot) register(container, registry.get(kind, slot.use), slot.config);
+  for (const [kind, slot] of single) if (slot) registerComponent(container, registry.get(kind, slot.use), slot.config);
 
   const enhancers = instantiateMany<FeatureEnhancer>(registry, container, 'enhancer', slots.enhancers);
   container.registerValue(TOKENS.FeatureEnhancers, enhancers);
@@ -206,10 +196,5 @@ export function assemble(
       container.dispose();
     },
   };
-}
-
-/** Convenience for factories: the optional parts of a detector, resolved if registered. */
-export function resolveOptional<T>(resolver: Resolver, token: symbol): T | undefined {
-  return resolver.isRegistered(token) ? resolver.resolve<T>(token) : undefined;
 }
 
