@@ -13,7 +13,7 @@ import { cocoopExperiment } from '../src/cocoop.js';
 import { coopExperiment } from '../src/coop.js';
 import { PLUGINS, TEST_SUBSETS, type ExampleOptions } from '../src/setup.js';
 import { ufdExperiment } from '../src/ufd.js';
-import { miniDf40, recordedScores, rescoreRun } from './support.js';
+import { miniDf40, predictWithCli, recordedScores, rescoreRun } from './support.js';
 
 let root: string;
 let cacheDir: string;
@@ -45,10 +45,14 @@ describe.each(methods)('%s on the mini-DF40', (name, experiment, margin) => {
       expect(mean, `${name} seed ${seed}: mean test AUC ${mean}`).toBeGreaterThanOrEqual(margin);
       if (seed === 1) {
         const recorded = recordedScores(result.runDir);
-        const again = await rescoreRun(result.runDir, PLUGINS);
+        const again = await rescoreRun(result.runDir, PLUGINS, [...recorded.keys()]);
         expect(again.size).toBe(recorded.size);
         expect(recorded.size).toBe(8 * 64);
         for (const [path, score] of recorded) expect(again.get(path), path).toBe(score);
+        // Single-image inference from the command line gives the same P(fake).
+        const some = [...recorded.keys()].filter((_, i) => i % 97 === 0);
+        const cli = predictWithCli(result.runDir, some);
+        for (const path of some) expect(cli.get(path), path).toBe(recorded.get(path));
       }
     }
     console.log(`${name}: mean AUC over the 8 unknown sets, seeds 1-3: ${means.map((m) => m.toFixed(3)).join(', ')}`);

@@ -2,17 +2,9 @@
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  assemble,
-  assignWeights,
-  buildRegistry,
-  definitionFromRecorded,
-  ensureBackend,
-  loadCheckpoint,
-  resolveSlots,
-  scoreSource,
-  type Plugin,
-} from '@dfd/core';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadRun, type Plugin } from '@dfd/core';
 import { generateMiniDf40 } from '@dfd/dataset-df40';
 
 /**
@@ -46,31 +38,25 @@ export function recordedScores(runDir: string): Map<string, number> {
 }
 
 /**
- * Save → load → predict: rebuilds the experiment from the run's config.json in a fresh container, loads
- * the selected checkpoint and scores the test split again.
+ * Save → load → predict: `loadRun` rebuilds the experiment from the run's config.json in a fresh
+ * container, loads the selected checkpoint and scores the given images again.
  */
-export async function rescoreRun(runDir: string, plugins: Plugin[]): Promise<Map<string, number>> {
-  const recorded = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const experiment = definitionFromRecorded(recorded);
-  await ensureBackend(experiment.backend);
-  const registry = buildRegistry(plugins);
-  const assembled = assemble(experiment, registry, resolveSlots(experiment, registry), { seed: experiment.seed });
+export async function rescoreRun(runDir: string, plugins: Plugin[], paths: string[]): Promise<Map<string, number>> {
+  const loaded = await loadRun(runDir, { plugins });
   try {
-    const selected = JSON.parse(readFileSync(join(runDir, 'selected.json'), 'utf8')) as { checkpoint: string };
-    const checkpoint = await loadCheckpoint(join(runDir, 'checkpoints', selected.checkpoint));
-    assignWeights(assembled.detector.trainableVariables(), checkpoint.model, selected.checkpoint);
-    const samples = await assembled.dataset.samples({ split: 'test', subsets: experiment.data.test.subsets });
-    const source = assembled.loader.create(samples, {
-      split: 'test',
-      batchSize: experiment.trainer.evalBatchSize,
-      shuffle: false,
-      augment: false,
-      seed: experiment.seed,
-      needs: assembled.detector.needs,
-    });
-    const scored = await scoreSource(assembled.detector, source);
-    return new Map(scored.paths.map((path, i) => [path, Number(scored.scores[i])]));
+    const scores = await loaded.predict(paths);
+    return new Map(paths.map((path, i) => [path, scores[i]!]));
   } finally {
-    assembled.dispose();
+    loaded.dispose();
   }
+}
+
+/** `dfd predict --json` as a user runs it: the built `dfd` binary in its own process. */
+export function predictWithCli(runDir: string, paths: string[]): Map<string, number> {
+  const bin = fileURLToPath(new URL('../../packages/core/bin/dfd.js', import.meta.url));
+  const out = execFileSync('node', [bin, 'predict', '--run', runDir, '--json', ...paths], { encoding: 'utf8' });
+  return new Map(out.trim().split('\n').map((line) => {
+    const row = JSON.parse(line) as { path: string; p_fake: number };
+    return [row.path, row.p_fake];
+  }));
 }
