@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { filter, take } from 'rxjs';
-import { readSafetensors, readEvents, resumeRun, runExperiment, tf, type Tracker } from '@dfd/core';
+import { readSafetensors, readEvents, resumeRun, runExperiment, tf, type EvalEvent, type Tracker } from '@dfd/core';
 import { toyExperiment, toyPlugin } from './support/toy-plugin.js';
 
 const tempRuns = () => mkdtempSync(join(tmpdir(), 'dfd-runs-'));
@@ -29,7 +29,7 @@ describe('experiment runner', () => {
     expect(events.at(-1)).toMatchObject({ type: 'end', status: 'finished' });
     expect(events.filter((e) => e.type === 'step')).toHaveLength(12);
     expect(events.filter((e) => e.type === 'eval' && e.split === 'val')).toHaveLength(3);
-    const testEvals = events.filter((e) => e.type === 'eval' && e.split === 'test');
+    const testEvals = events.filter((e): e is EvalEvent => e.type === 'eval' && e.split === 'test');
     expect(testEvals).toHaveLength(1);
     // Recorded at the step of the weights it measures: the checkpoint selected on validation.
     expect(testEvals[0]!.step).toBe(result.selected!.step);
