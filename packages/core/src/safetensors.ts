@@ -39,14 +39,40 @@ export class SafetensorsError extends Error {
 /** Upper bound on the header size, as in the reference implementation (100 MB). */
 const MAX_HEADER_BYTES = 100_000_000;
 
-export class SafetensorsFile {
-  private constructor(
+/** The parsed header of a safetensors file: which tensors it holds, where, and its metadata. */
+abstract class SafetensorsIndex {
+  protected constructor(
     readonly path: string,
-    private readonly handle: FileHandle,
-    private readonly tensors: Map<string, TensorInfo>,
+    protected readonly tensors: Map<string, TensorInfo>,
     readonly metadata: Record<string, string>,
-    private readonly dataStart: number,
+    protected readonly dataStart: number,
   ) {}
+
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new SafetensorsError(`${this.path} has no tensor named '${name}'`);
+    return info;
+  }
+}
+
+export class SafetensorsFile extends SafetensorsIndex {
+  private constructor(
+    path: string,
+    private readonly handle: FileHandle,
+    tensors: Map<string, TensorInfo>,
+    metadata: Record<string, string>,
+    dataStart: number,
+  ) {
+    super(path, tensors, metadata, dataStart);
+  }
 
   static async open(path: string): Promise<SafetensorsFile> {
     let handle: FileHandle;
@@ -70,20 +96,6 @@ export class SafetensorsFile {
       await handle.close();
       throw error;
     }
-  }
-
-  names(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.tensors.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const info = this.tensors.get(name);
-    if (!info) throw new SafetensorsError(`${this.path} has no tensor named '${name}'`);
-    return info;
   }
 
   /** Reads a tensor's raw bytes in the stored dtype. */
@@ -242,14 +254,16 @@ function toFloat32(dtype: SafetensorsDType, bytes: Buffer, where: string): Float
  * Synchronous reader, for code that must build a model inside a synchronous DI factory (e.g. the CLIP
  * encoder component). Same checks and same one-tensor-at-a-time reads as `SafetensorsFile`.
  */
-export class SafetensorsFileSync {
+export class SafetensorsFileSync extends SafetensorsIndex {
   private constructor(
-    readonly path: string,
+    path: string,
     private fd: number | undefined,
-    private readonly tensors: Map<string, TensorInfo>,
-    readonly metadata: Record<string, string>,
-    private readonly dataStart: number,
-  ) {}
+    tensors: Map<string, TensorInfo>,
+    metadata: Record<string, string>,
+    dataStart: number,
+  ) {
+    super(path, tensors, metadata, dataStart);
+  }
 
   static open(path: string): SafetensorsFileSync {
     let fd: number;
@@ -272,20 +286,6 @@ export class SafetensorsFileSync {
       closeSync(fd);
       throw error;
     }
-  }
-
-  names(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.tensors.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const info = this.tensors.get(name);
-    if (!info) throw new SafetensorsError(`${this.path} has no tensor named '${name}'`);
-    return info;
   }
 
   readRaw(name: string): { info: TensorInfo; bytes: Buffer } {
