@@ -25,6 +25,7 @@ export * from './train/checkpoint.js';
 export * from './train/trainer.js';
 export * from './run/run-directory.js';
 export * from './run/assemble.js';
+export * from './run/instantiate.js';
 export * from './run/runner.js';
 export * from './run/load-run.js';
 export * from './run/sweep.js';

@@ -2,7 +2,7 @@
  * The @dfd/dataset-df40 plugin: datasets `df40` (DeepfakeBench JSON) and `folder`, the `images` loader,
  * and the `dfd df40` / `dfd synth` commands.
  */
-import { definePlugin } from '@dfd/core';
+import { definePlugin, resolveOptional, TOKENS, type RunContext } from '@dfd/core';
 import { df40Command } from './commands/df40-command.js';
 import { synthCommand } from './commands/synth-command.js';
 import { Df40JsonConfigSchema, FolderConfigSchema } from './config.js';
@@ -35,7 +35,14 @@ export const df40Plugin = definePlugin({
       description: 'sharp image pipeline → NCHW batches, with train augmentation, boxes and extras',
       config: LoaderConfigSchema,
       presets: LOADER_PRESETS,
-      useFactory: (config) => new ImageBatchLoader(config as LoaderConfigInput),
+      useFactory: (config, resolver) => {
+        // Inside a run, each skipped image is also a warning event at the moment it happens (events.jsonl,
+        // the progress display, trackers) instead of a console line.
+        const run = resolveOptional<RunContext>(resolver, TOKENS.RunContext);
+        const loader = new ImageBatchLoader({ ...(config as LoaderConfigInput), ...(run ? { logSkips: false } : {}) });
+        if (run) loader.onSkip((message) => run.warn('loader', `skipped ${message}`));
+        return loader;
+      },
     });
     r.command(df40Command);
     r.command(synthCommand);

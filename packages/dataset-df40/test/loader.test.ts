@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBackend, rngFor, tf, writeSafetensors, type Batch, type BatchSourceOptions, type Sample } from '@dfd/core';
-import { encodeNpy, evalView, ImageBatchLoader, planTransform, templateBoxes, transformBoxes, FACE_REGIONS } from '@dfd/dataset-df40';
+import { ensureBackend, ExperimentContainer, instantiateComponent, PluginRegistry, rngFor, tf, TOKENS, writeSafetensors, type Batch, type BatchSourceOptions, type Sample } from '@dfd/core';
+import { df40Plugin, encodeNpy, evalView, ImageBatchLoader, planTransform, templateBoxes, transformBoxes, FACE_REGIONS } from '@dfd/dataset-df40';
 import { tempDir, writeImage } from './helpers.js';
 
 let dir: string;
@@ -106,6 +106,20 @@ describe("loader 'images'", () => {
     expect(loader.skipped().count).toBe(1);
     expect(loader.skipped().messages[0]).toContain(bad);
     expect(heard).toHaveLength(1);
+  });
+
+  it('inside a run, a skipped image becomes a run warning naming the file', async () => {
+    const bad = join(dir, 'corrupt-in-run.png');
+    await writeFile(bad, Buffer.from('still not a png'));
+    const warnings: string[] = [];
+    const container = ExperimentContainer.create();
+    container.registerValue(TOKENS.RunContext, { runId: 'r', runDir: dir, experiment: 'e', seed: 1, warn: (source: string, message: string) => warnings.push(`${source}: ${message}`) });
+    const registry = new PluginRegistry([df40Plugin]);
+    const loader = instantiateComponent<ImageBatchLoader>(container, registry, 'loader', 'images', registry.resolveConfig('loader', 'images', { size: 32 }));
+    await collect(loader.create([samples[0]!, { ...samples[0]!, id: 'bad', path: bad }], trainOptions({ shuffle: false })).batches(0));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^loader: skipped .*corrupt-in-run\.png/);
+    container.dispose();
   });
 
   it('scales boxes with the image: sample boxes, template boxes otherwise', async () => {
