@@ -88,6 +88,8 @@ th, td { border: 1px solid #d5d5d5; padding: 4px 8px; text-align: right; white-s
 th[scope=row], thead th:first-child { text-align: left; } thead th { background: #f1f4f8; }
 tr.mean { font-weight: bold; background: #f6f8fb; } tr.overall { background: #fbfbf3; }
 table.protocol td { text-align: left; white-space: normal; }
+/* The metrics table has a dozen columns: it scrolls inside its box on narrow windows, the page does not. */
+.wide { overflow-x: auto; max-width: 100%; }
 .note { font-size: 12px; color: #555; max-width: 900px; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
 figure { margin: 0; border: 1px solid #e2e2e2; padding: 6px; }
@@ -98,12 +100,14 @@ figcaption { font-size: 12px; text-align: center; color: #333; }
 <body>
 <h1>Evaluation report</h1>
 <p class="meta">evaluator <b>${escapeXml(meta.evaluator)}</b> · written ${escapeXml(meta.created)} · labels 0 = real, 1 = fake; scores are P(fake)</p>
+<div class="wide">
 <table class="metrics">
 <thead><tr><th scope="col">set</th>${header}</tr></thead>
 <tbody>
 ${rows.join('\n')}
 </tbody>
 </table>
+</div>
 <p class="note">AUC, AP and EER are threshold-free; ACC@0.5 uses the fixed threshold p &gt; 0.5. The best-threshold accuracy picks its threshold on the evaluated data itself, so it is an oracle and is not comparable to fixed-threshold accuracies. The mean row averages subsets with equal weight.</p>
 <h2>ROC curves</h2>
 <div class="plots">
