@@ -3,21 +3,11 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PassThrough } from 'node:stream';
 import { describe, expect, test } from 'vitest';
 import { cliMain } from '@dfd/core';
+import { captureIo } from './support/capture-io.js';
 
 const coreDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-
-function capture() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  return { io: { stdout, stderr, isTTY: false }, out: () => out, err: () => err };
-}
 
 /** A user project on disk with @dfd/core and one third-party plugin package installed in node_modules. */
 function projectWithPlugin(): string {
@@ -46,14 +36,14 @@ export default demo;
 describe('dfd CLI', () => {
   test('`dfd plugins` lists core and discovered plugin components; `--json` gives their schemas', async () => {
     const project = projectWithPlugin();
-    const text = capture();
+    const text = captureIo();
     expect(await cliMain(['plugins'], { ...text.io, cwd: project, env: {} })).toBe(0);
     expect(text.out()).toMatch(/@dfd\/core@0\.1\.0/);
     expect(text.out()).toMatch(/detector\s+clip-prompt/);
     expect(text.out()).toMatch(/@dfd\/plugin-demo@1\.2\.3\s+\(commands: demo\)/);
     expect(text.out()).toMatch(/fuser\s+demo-sum\s+sums features/);
 
-    const json = capture();
+    const json = captureIo();
     expect(await cliMain(['plugins', '--json'], { ...json.io, cwd: project, env: {} })).toBe(0);
     const parsed = JSON.parse(json.out());
     const demo = parsed.components.find((c: { name: string }) => c.name === 'demo-sum');
@@ -63,13 +53,13 @@ describe('dfd CLI', () => {
 
   test('plugin commands are reachable; unknown commands and bad arguments exit 2 with a message', async () => {
     const project = projectWithPlugin();
-    const ok = capture();
+    const ok = captureIo();
     expect(await cliMain(['demo', 'a', 'b'], { ...ok.io, cwd: project, env: {} })).toBe(0);
     expect(ok.out()).toBe('demo ran a b\n');
-    const bad = capture();
+    const bad = captureIo();
     expect(await cliMain(['dmeo'], { ...bad.io, cwd: project, env: {} })).toBe(2);
     expect(bad.err()).toMatch(/unknown command 'dmeo'\. Commands: run, resume, predict, plugins, .*demo/);
-    const usage = capture();
+    const usage = captureIo();
     expect(await cliMain(['run'], { ...usage.io, cwd: project, env: {} })).toBe(2);
     expect(usage.err()).toMatch(/expected exactly one experiment file[\s\S]*dfd run <experiment/);
   });

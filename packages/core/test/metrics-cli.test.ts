@@ -7,9 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { captureIo } from './support/capture-io.js';
 import { cliMain, parseScoresCsv } from '@dfd/core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -21,14 +21,9 @@ const tmp = mkdtempSync(join(tmpdir(), 'dfd-metrics-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 async function dfd(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  const code = await cliMain(args, { stdout, stderr, cwd: tmp, env: {}, isTTY: false });
-  return { code, out, err };
+  const captured = captureIo();
+  const code = await cliMain(args, { ...captured.io, cwd: tmp, env: {} });
+  return { code, out: captured.out(), err: captured.err() };
 }
 
 function csv(name: string, text: string): string {
