@@ -96,6 +96,8 @@ export interface Batch {
   pixels?: tf.Tensor4D;
   /** `[B, D]` precomputed frozen image embeddings (feature cache), when the detector works on features. */
   features?: tf.Tensor2D;
+  /** `[B, h, w, C]` precomputed frozen patch tokens (feature cache), when `needs.patchTokens` in features mode. */
+  patchTokens?: tf.Tensor4D;
   /** Extra per-image inputs by key, e.g. `lare` → `[B, 4, 32, 32]`. */
   extras?: Record<string, tf.Tensor>;
   /** `[B, R, 4]` boxes (x1, y1, x2, y2) in the pixel coordinates of `pixels`, regions in a fixed order. */
@@ -228,33 +230,83 @@ export interface PromptLearner extends Module {
   textFeatures(context: PromptContext): tf.Tensor2D | tf.Tensor3D;
 }
 
+/** What an enhancer sees of one batch. */
 export interface EnhancerInput {
+  /** Everything the image tower gave (patch tokens / hidden layers when some part asked for them). */
   image: ImageFeatures;
   extras: Record<string, tf.Tensor>;
+  /** `[B, R, 4]` face boxes (x1, y1, x2, y2) in pixels of the `imageSize`-square input, when `needsBoxes`. */
   boxes?: tf.Tensor3D;
+  /** Side of the square input image in pixels: scale boxes by `gridSize / imageSize` to reach the patch grid. */
+  imageSize: number;
   training: boolean;
 }
 
 /** Extra per-image signals in, features out (LaRE stage 2: EGRE, MLP, RoI). */
 export interface FeatureEnhancer extends Module {
+  /** Its name in fusion inputs and messages, e.g. `lare-egre` (default `enhancer<i>`). */
+  readonly name?: string;
   /** Keys of `Batch.extras` this enhancer needs, e.g. `['lare']`. */
   readonly requires: string[];
   readonly outputDim: number;
-  /** What it needs from the encoder. */
+  /** What it needs from the encoder (e.g. `{ patchTokens: true }`). */
   readonly imageOptions?: EncodeImageOptions;
+  /** True when it needs the batch's face boxes (RoI pooling). */
+  readonly needsBoxes?: boolean;
   enhance(input: EnhancerInput): tf.Tensor2D;
+}
+
+/** The widths a fuser is built for. */
+export interface FusionDims {
+  /** Width of the projected image embedding (`embedDim`). */
+  image: number;
+  /** Each enhancer's output width, in the experiment's order, named by its component name. */
+  enhanced: Array<{ name: string; dim: number }>;
+  /** Patch-token channels and grid side of the image tower (for token-level fusion). */
+  visionWidth: number;
+  gridSize: number;
+  imageSize: number;
+}
+
+/** Named inputs of a fuser: the image embedding, each enhancer's features, and the batch context. */
+export interface FusionInput {
+  /** `[B, embedDim]` projected CLS embedding, not normalised. */
+  image: tf.Tensor2D;
+  /** Each enhancer's `[B, D_i]` output, in the order of `FusionDims.enhanced`. */
+  enhanced: Array<{ name: string; features: tf.Tensor2D }>;
+  /** Everything the image tower gave: patch tokens `[B, h, w, C]` when the fuser or an enhancer asked. */
+  imageFeatures: ImageFeatures;
+  extras: Record<string, tf.Tensor>;
+  /** `[B, R, 4]` face boxes in input pixels, when `needsBoxes`. */
+  boxes?: tf.Tensor3D;
+  imageSize: number;
+  training: boolean;
 }
 
 /** Several feature sets in, one out (concat, sum, attention, RoI). */
 export interface Fuser extends Module {
-  outputDim(inputDims: number[]): number;
-  fuse(features: tf.Tensor2D[], training: boolean): tf.Tensor2D;
+  /** What it needs from the encoder beyond the embedding (e.g. `{ patchTokens: true }` for token attention). */
+  readonly imageOptions?: EncodeImageOptions;
+  readonly needsBoxes?: boolean;
+  /**
+   * Called once at assembly with the input widths: creates the fuser's weights and returns the fused width.
+   * Throws a message naming the parts and their widths when they cannot be fused.
+   */
+  build(dims: FusionDims): number;
+  fuse(input: FusionInput): tf.Tensor2D;
 }
 
 /** The assembled model: a batch in, logits out. */
 export interface Detector extends Module {
   /** What the batches must contain. */
-  readonly needs: { pixels: boolean; features: boolean; extras: string[]; boxes: boolean };
+  readonly needs: {
+    pixels: boolean;
+    features: boolean;
+    extras: string[];
+    boxes: boolean;
+    /** In features mode: the loader must also supply cached patch tokens (`Batch.patchTokens`). */
+    patchTokens?: boolean;
+  };
   /** Logits: `[B, 2]` (softmax, class 1 = fake) or `[B, 1]` (sigmoid). */
   forward(batch: Batch, training: boolean): tf.Tensor2D;
   /** Scalar loss from logits and `[B]` labels. */

@@ -30,6 +30,15 @@ export interface ClipPromptParts {
   rng: Rng;
 }
 
+/** A stable name for the i-th enhancer in fusion inputs and messages. */
+function enhancerName(enhancer: FeatureEnhancer, index: number): string {
+  return enhancer.name || `enhancer${index}`;
+}
+
+function describeEnhancers(enhancers: FeatureEnhancer[]): string {
+  return enhancers.map((e, i) => `${enhancerName(e, i)}: ${e.outputDim} wide`).join(', ');
+}
+
 function l2normalize(x: tf.Tensor, axis = -1): tf.Tensor {
   return tf.div(x, tf.add(tf.norm(x, 'euclidean', axis, true), 1e-12));
 }
@@ -48,8 +57,18 @@ export class ClipPromptDetector implements Detector {
         `clip-prompt detector expects two classes (real, fake), got ${promptLearner.classNames.length}: ${promptLearner.classNames.join(', ')}`,
       );
     }
+    const embedDim = encoder.info.embedDim;
     if (enhancers.length && !fuser) {
-      throw new Error('enhancers are configured but no fuser: add e.g. `fuser: { use: "concat" }` to combine the feature sets');
+      throw new Error(
+        `enhancers are configured (${describeEnhancers(enhancers)}) but no fuser combines them with the image embedding ` +
+          `(${embedDim} wide): add e.g. \`fuser: { use: "concat" }\``,
+      );
+    }
+    if (fuser && !enhancers.length) {
+      throw new Error(
+        'a fuser is configured but no enhancer: there is nothing to fuse with the image embedding. ' +
+          'Add an enhancer (e.g. `enhancers: [{ use: "lare-mlp" }]`) or remove the fuser',
+      );
     }
     if (config.imageInput === 'features' && enhancers.length) {
       throw new Error("imageInput 'features' (cached embeddings) cannot feed enhancers, which need the image tower's maps: use 'pixels'");
@@ -58,11 +77,17 @@ export class ClipPromptDetector implements Detector {
       pixels: config.imageInput === 'pixels',
       features: config.imageInput === 'features',
       extras: [...new Set(enhancers.flatMap((e) => e.requires))],
-      boxes: false,
+      boxes: enhancers.some((e) => e.needsBoxes) || Boolean(fuser?.needsBoxes),
     };
-    const embedDim = encoder.info.embedDim;
     if (fuser) {
-      const fusedDim = fuser.outputDim([embedDim, ...enhancers.map((e) => e.outputDim)]);
+      const { info } = encoder;
+      const fusedDim = fuser.build({
+        image: embedDim,
+        enhanced: enhancers.map((e, i) => ({ name: enhancerName(e, i), dim: e.outputDim })),
+        visionWidth: info.visionWidth,
+        gridSize: info.gridSize,
+        imageSize: info.imageSize,
+      });
       if (fusedDim !== embedDim) {
         // nn.Linear default init: U(-1/sqrt(in), 1/sqrt(in)), no bias (a projection, as CLIP's own).
         const bound = 1 / Math.sqrt(embedDim);
@@ -97,15 +122,18 @@ export class ClipPromptDetector implements Detector {
         image = batch.features;
       } else {
         if (!batch.pixels) throw new Error('clip-prompt: the batch has no pixels');
-        const wantsPatches = enhancers.some((e) => e.imageOptions?.patchTokens);
-        const layers = [...new Set(enhancers.flatMap((e) => e.imageOptions?.hiddenLayers ?? []))];
+        const askers = [...enhancers, ...(fuser ? [fuser] : [])];
+        const wantsPatches = askers.some((part) => part.imageOptions?.patchTokens);
+        const layers = [...new Set(askers.flatMap((part) => part.imageOptions?.hiddenLayers ?? []))];
         const features = encoder.encodeImage(batch.pixels, { patchTokens: wantsPatches, hiddenLayers: layers });
         image = features.embeds;
         if (enhancers.length && fuser) {
-          const enhanced = enhancers.map((e) =>
-            e.enhance({ image: features, extras: batch.extras ?? {}, boxes: batch.boxes, training }),
-          );
-          image = fuser.fuse([image, ...enhanced], training);
+          const context = { extras: batch.extras ?? {}, boxes: batch.boxes, imageSize: encoder.info.imageSize, training };
+          const enhanced = enhancers.map((e, i) => ({
+            name: enhancerName(e, i),
+            features: e.enhance({ image: features, ...context }),
+          }));
+          image = fuser.fuse({ image, enhanced, imageFeatures: features, ...context });
         }
       }
       const imageNormed = l2normalize(image) as tf.Tensor2D;
