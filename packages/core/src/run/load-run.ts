@@ -10,7 +10,7 @@ import { TOKENS } from '../di.js';
 import { ensureBackend } from '../backend.js';
 import { assignWeights, loadCheckpoint } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment } from './assemble.js';
-import { openRunDirectory } from './run-directory.js';
+import { openRunDirectory, readRecordedConfig } from './run-directory.js';
 import { definitionFromRecorded, scoreSource, type RunContext } from './runner.js';
 
 export interface LoadedRun {
@@ -24,7 +24,7 @@ export interface LoadedRun {
 
 export async function loadRun(runDir: string, options: { plugins?: Plugin[]; checkpoint?: 'best' | 'last'; cwd?: string } = {}): Promise<LoadedRun> {
   const run = openRunDirectory(runDir);
-  const experiment = definitionFromRecorded(JSON.parse(readFileSync(join(run.dir, 'config.json'), 'utf8')));
+  const experiment = definitionFromRecorded(readRecordedConfig(run));
   const given = options.plugins ?? [];
   const plugins = [...given, ...(await importPlugins(experiment.plugins.filter((n) => !given.some((p) => p.name === n)), options.cwd))];
   const registry = buildRegistry(plugins);

@@ -3,11 +3,11 @@
  * selection on validation → load the selected weights → evaluate once on test → report → end event.
  * `resumeRun` continues a killed run from its `last` checkpoint to the same weights.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { config as rxjsConfig, type Subscription } from 'rxjs';
 import * as tf from '@tensorflow/tfjs';
-import type { BatchSource, Detector, EvaluationReport, Sample, ScoredSet, Split, Tracker } from '../contracts.js';
+import type { BatchSource, Coverage, Detector, DroppedInput, EvaluationReport, Sample, ScoredSet, Split, Tracker } from '../contracts.js';
 import { RunEventBus, type RunStatus } from '../events.js';
 import { resolveExperiment, type ExperimentInCode, type ResolvedExperiment } from '../experiment.js';
 import type { Plugin } from '../plugin.js';
@@ -17,8 +17,27 @@ import { ensureBackend } from '../backend.js';
 import { Trainer } from '../train/trainer.js';
 import { assignWeights, loadCheckpoint } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment, type ResolvedSlots } from './assemble.js';
-import { createRunDirectory, openRunDirectory, readEvents, recordEvents, writeJson, type RunDirectory } from './run-directory.js';
+import {
+  continueHint,
+  createRunDirectory,
+  discardRunDirectory,
+  openRunDirectory,
+  readEvents,
+  readRecordedConfig,
+  recordEvents,
+  recordWriteError,
+  removeStaleTemporaries,
+  rewindRecord,
+  writeFileAtomic,
+  writeRecordJson,
+  type EventRecorder,
+  type RunDirectory,
+} from './run-directory.js';
+import { computeCoverage, droppedCsv, incompleteSubsets } from '../evaluation/coverage.js';
 import { attachProgress } from './progress.js';
+import { RunInterrupted, throwIfAborted } from './interrupt.js';
+
+export { RunInterrupted } from './interrupt.js';
 import { collectRunTags } from './tags.js';
 
 export interface RunOptions {
@@ -126,6 +145,7 @@ export function definitionFromRecorded(recorded: Record<string, unknown>): Resol
     evaluator: asRef(r.evaluator)!,
     data: r.data,
     trainer: r.trainer,
+    evaluation: r.evaluation,
     tracking: (r.tracking ?? []).map(asRef),
     runsDir: r.runsDir,
   });
@@ -147,14 +167,18 @@ async function listSamples(assembled: AssembledExperiment, experiment: ResolvedE
   return samples;
 }
 
-/** Scores every sample of a source with the detector in eval mode. */
-export async function scoreSource(detector: Detector, source: BatchSource): Promise<ScoredSet & { paths: string[] }> {
+/** Scores every sample of a source with the detector in eval mode; an abort stops it between batches. */
+export async function scoreSource(detector: Detector, source: BatchSource, signal?: AbortSignal): Promise<ScoredSet & { paths: string[] }> {
   const scores: number[] = [];
   const labels: number[] = [];
   const subsets: string[] = [];
   const videoIds: string[] = [];
   const paths: string[] = [];
   for await (const batch of source.batches(0)) {
+    if (signal?.aborted) {
+      batch.dispose();
+      throw new RunInterrupted('scoring');
+    }
     const probabilities = tf.tidy(() => detector.probabilities(detector.forward(batch, false)));
     const values = await probabilities.data();
     probabilities.dispose();
@@ -174,15 +198,111 @@ function csvField(value: string): string {
   return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
-async function writeScoresCsv(path: string, scored: ScoredSet & { paths: string[] }): Promise<void> {
-  const { writeFile } = await import('node:fs/promises');
+function scoresCsv(scored: ScoredSet & { paths: string[] }): string {
   const lines = ['path,subset,video,label,score'];
   for (let i = 0; i < scored.paths.length; i++) {
     lines.push(
       [csvField(scored.paths[i]!), csvField(scored.subsets![i]!), csvField(scored.videoIds![i]!), String(scored.labels[i]), String(scored.scores[i])].join(','),
     );
   }
-  await writeFile(path, `${lines.join('\n')}\n`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** A split's listed samples and what listing already left out of them (for coverage). */
+interface SplitListing {
+  split: Split;
+  samples: Sample[];
+  listingDrops: DroppedInput[];
+}
+
+async function listSplit(assembled: AssembledExperiment, experiment: ResolvedExperiment, split: Split): Promise<SplitListing> {
+  const samples = await listSamples(assembled, experiment, split);
+  // With a `limit` the listing is a seeded subset: what listing dropped is not part of it.
+  const limited = experiment.data[split].limit !== undefined;
+  const listingDrops = split === 'train' || limited ? [] : ((await assembled.dataset.dropped?.({ split, subsets: subsetsOf(assembled, experiment, split) })) ?? []);
+  return { split, samples, listingDrops };
+}
+
+/** Any evaluation that did not score every listed frame fails under `evaluation.requireComplete`. */
+export class IncompleteEvaluationError extends Error {
+  override name = 'IncompleteEvaluationError';
+}
+
+interface ScoredSplit {
+  scored: ScoredSet & { paths: string[] };
+  coverage: Coverage;
+  dropped: DroppedInput[];
+}
+
+/** Scores a split and states its coverage: what was listed, scored and dropped, per subset. */
+async function scoreSplit(assembled: AssembledExperiment, listing: SplitListing, source: BatchSource, signal?: AbortSignal): Promise<ScoredSplit> {
+  const scored = await scoreSource(assembled.detector, source, signal);
+  const loader = assembled.loader;
+  const { coverage, dropped } = computeCoverage({
+    listed: listing.samples,
+    listingDrops: listing.listingDrops,
+    scored: { subsets: scored.subsets!, paths: scored.paths },
+    reasonOf: loader.dropReason ? (sample) => loader.dropReason!(sample) : undefined,
+  });
+  return { scored, coverage, dropped };
+}
+
+function requireComplete(experiment: ResolvedExperiment, split: Split, coverage: Coverage, droppedFile?: string): void {
+  if (!experiment.evaluation.requireComplete || coverage.complete) return;
+  throw new IncompleteEvaluationError(
+    `${split} evaluation is incomplete and evaluation.requireComplete is set: ${incompleteSubsets(coverage).join('; ')}. ` +
+      `${droppedFile ? `The dropped files are listed in ${droppedFile}. ` : ''}Restore them (or set evaluation.requireComplete to false to report the coverage instead).`,
+  );
+}
+
+/** Writes a file of the run record, emits it as an artifact; a failure names the path and what to do. */
+async function writeRecordFile(run: RunDirectory, bus: RunEventBus, name: string, text: string): Promise<string> {
+  const path = join(run.dir, name);
+  try {
+    writeFileAtomic(path, text);
+  } catch (error) {
+    throw recordWriteError(name, path, error, continueHint(run.dir));
+  }
+  bus.emit({ type: 'artifact', path, name });
+  return path;
+}
+
+/** Test scores, coverage and report: the raw scores and dropped files are on disk before the evaluator runs. */
+async function evaluateTest(session: Session, listing: SplitListing, protocol: Record<string, string | number | boolean>, selectedStep: number): Promise<EvaluationReport> {
+  const { assembled, run, bus, experiment } = session;
+  const source = evalSourceFor(session, listing);
+  const { scored, coverage, dropped } = await scoreSplit(assembled!, listing, source, session.signal);
+  // If the evaluator rejects the data (a missing subset, a one-class subset), the scores are kept and
+  // `dfd metrics test-scores.csv` still works.
+  await writeRecordFile(run, bus, 'test-scores.csv', scoresCsv(scored));
+  const droppedFile = dropped.length ? await writeRecordFile(run, bus, 'test-dropped.csv', droppedCsv(dropped)) : undefined;
+  if (!coverage.complete) {
+    bus.emit({ type: 'warning', source: 'coverage', message: `test coverage below 100%: ${incompleteSubsets(coverage).join('; ')} (dropped files: ${droppedFile})` });
+  }
+  requireComplete(experiment, 'test', coverage, droppedFile);
+  const report: EvaluationReport = { ...assembled!.evaluator.evaluate(scored, { split: 'test', ...protocol, selected_step: selectedStep }), coverage };
+  // Test metrics are recorded at the step of the weights they measure (the selected checkpoint).
+  bus.emit({ type: 'eval', split: 'test', step: selectedStep, epoch: experiment.trainer.epochs - 1, report });
+  let written: string[];
+  try {
+    written = (await assembled!.evaluator.writeReport?.(report, scored, run.dir)) ?? [];
+  } catch (error) {
+    throw recordWriteError('the evaluation report in', run.dir, error, continueHint(run.dir));
+  }
+  for (const path of written) bus.emit({ type: 'artifact', path, name: path.slice(run.dir.length + 1) });
+  return report;
+}
+
+function evalSourceFor(session: Session, listing: SplitListing): BatchSource {
+  const { assembled, experiment } = session;
+  return assembled!.loader.create(listing.samples, {
+    split: listing.split,
+    batchSize: experiment.trainer.evalBatchSize,
+    shuffle: false,
+    augment: false,
+    seed: experiment.seed,
+    needs: assembled!.detector.needs,
+  });
 }
 
 interface Execution {
@@ -190,6 +310,99 @@ interface Execution {
   plugins: Plugin[];
   run: RunDirectory;
   resumeFrom?: string;
+  /** This call created the run directory (a new run): a start-up failure removes it again. */
+  created: boolean;
+}
+
+/** What one execution holds while it runs. */
+interface Session {
+  experiment: ResolvedExperiment;
+  run: RunDirectory;
+  bus: RunEventBus;
+  recorder: EventRecorder;
+  subscriptions: Subscription[];
+  trackers: Tracker[];
+  assembled?: AssembledExperiment;
+  trainer?: Trainer;
+  signal?: AbortSignal;
+  /** The run-start event is out: from here on the record is the run's, failures end it as `failed`. */
+  started: boolean;
+  /** Warnings raised before run-start, emitted right after it (events.jsonl begins with run-start). */
+  early: Array<{ source: string; message: string }>;
+}
+
+function warn(session: Session, source: string, message: string): void {
+  if (session.started) session.bus.emit({ type: 'warning', source, message });
+  else session.early.push({ source, message });
+}
+
+function openSession(execution: Execution, options: RunOptions): Session {
+  const bus = new RunEventBus();
+  activeBuses.add(bus);
+  const recorder = recordEvents(bus.events$, execution.run);
+  const subscriptions: Subscription[] = [recorder];
+  const progress = options.progress ?? false;
+  if (progress) subscriptions.push(attachProgress(bus.events$, progress === true ? process.stderr : progress));
+  return { experiment: execution.experiment, run: execution.run, bus, recorder, subscriptions, trackers: [], signal: options.signal, started: false, early: [] };
+}
+
+async function attachTrackers(session: Session, options: RunOptions): Promise<void> {
+  const { run, experiment, bus } = session;
+  session.trackers.push(...session.assembled!.trackers, ...(options.trackers ?? []));
+  for (const tracker of session.trackers) {
+    try {
+      await tracker.attach(bus.events$, { runId: run.runId, experiment: experiment.name, runDir: run.dir, parentRunId: options.parentRunId });
+    } catch (error) {
+      warn(session, `tracker:${tracker.name}`, `attach failed, tracker detached: ${(error as Error).message}`);
+    }
+  }
+}
+
+function reportDatasetIssues(session: Session): void {
+  const issues = session.assembled!.dataset.issues?.();
+  if (issues && issues.missing + issues.empty + issues.corrupt > 0) {
+    warn(session, 'dataset', `dataset problems: ${issues.missing} missing, ${issues.empty} empty, ${issues.corrupt} corrupt. ${issues.messages.slice(0, 5).join(' | ')}`);
+  }
+}
+
+/** Resume only: the temporary files a kill left behind go, and the record is cut back to the checkpoint. */
+function prepareResume(session: Session, resumedStep: number): void {
+  for (const path of removeStaleTemporaries(session.run.checkpointsDir)) warn(session, 'resume', `removed ${path}, left by an interrupted checkpoint write`);
+  for (const path of removeStaleTemporaries(session.run.dir)) warn(session, 'resume', `removed ${path}, left by an interrupted write`);
+  const { superseded } = rewindRecord(session.run, resumedStep);
+  if (superseded) warn(session, 'resume', `${superseded} events after step ${resumedStep} are replayed by this resume; the earlier copies moved to events.superseded.jsonl`);
+}
+
+/** The run-start event, with config.json written whole first (a failure here leaves no run behind). */
+async function startRecord(session: Session, execution: Execution, options: RunOptions, details: { slots: ResolvedSlots; backend: string; selectBy: 'val' | 'last'; resumedStep?: number }): Promise<void> {
+  const { experiment, run, bus, assembled, trainer } = session;
+  const { slots } = details;
+  const config = recordedConfig(experiment, slots, execution.plugins);
+  if (execution.created) writeRecordJson(run, 'config.json', config);
+  if (details.resumedStep !== undefined) prepareResume(session, details.resumedStep);
+  const digest = async (split: Split) => (await assembled!.dataset.digest?.({ split, subsets: subsetsOf(assembled!, experiment, split) })) ?? 'unknown';
+  const source = JSON.stringify(slots.dataset.config);
+  const datasets = [
+    { name: `${slots.dataset.use}:train`, digest: await digest('train'), source, context: 'training' as const },
+    { name: `${slots.dataset.use}:val`, digest: await digest('val'), source, context: 'validation' as const },
+    { name: `${slots.dataset.use}:test`, digest: await digest('test'), source, context: 'testing' as const },
+  ];
+  const tags = { ...(await collectRunTags(execution.plugins, options.cwd)), 'dfd.backend': details.backend, 'dfd.protocol.selection': details.selectBy, 'dfd.seed': String(experiment.seed) };
+  bus.emit({
+    type: 'run-start',
+    runId: run.runId,
+    experiment: experiment.name,
+    runName: `${experiment.name}-${run.runId}`,
+    runDir: run.dir,
+    config,
+    tags,
+    datasets,
+    totalSteps: trainer!.totalSteps,
+    ...(details.resumedStep !== undefined ? { resumedFromStep: details.resumedStep } : {}),
+    ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
+  });
+  session.started = true;
+  for (const { source: from, message } of session.early.splice(0)) bus.emit({ type: 'warning', source: from, message });
 }
 
 async function execute(execution: Execution, options: RunOptions): Promise<RunResult> {
@@ -197,55 +410,35 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
   installTrackerErrorBackstop();
   const registry = buildRegistry(plugins);
   const slots = resolveSlots(experiment, registry);
-  const backend = await ensureBackend(experiment.backend);
-  const bus = new RunEventBus();
-  activeBuses.add(bus);
-  const subscriptions: Subscription[] = [recordEvents(bus.events$, run)];
-  const progress = options.progress ?? false;
-  if (progress) subscriptions.push(attachProgress(bus.events$, progress === true ? process.stderr : progress));
-
+  const session = openSession(execution, options);
+  const { bus } = session;
   const context: RunContext = {
     runId: run.runId,
     runDir: run.dir,
     experiment: experiment.name,
     seed: experiment.seed,
-    warn: (source, message) => bus.emit({ type: 'warning', source, message }),
+    warn: (source, message) => warn(session, source, message),
   };
-  let assembled: AssembledExperiment | undefined;
-  let trainer: Trainer | undefined;
-  const trackers: Tracker[] = [];
   const result: RunResult = { runId: run.runId, runDir: run.dir, status: 'failed', steps: 0 };
   try {
-    assembled = assemble(experiment, registry, slots, { seed: experiment.seed, values: [[TOKENS.RunContext, context]] });
-    trackers.push(...assembled.trackers, ...(options.trackers ?? []));
-    for (const tracker of trackers) {
-      try {
-        await tracker.attach(bus.events$, { runId: run.runId, experiment: experiment.name, runDir: run.dir, parentRunId: options.parentRunId });
-      } catch (error) {
-        bus.emit({ type: 'warning', source: `tracker:${tracker.name}`, message: `attach failed, tracker detached: ${(error as Error).message}` });
-      }
-    }
+    const backend = await ensureBackend(experiment.backend);
+    const assembled = assemble(experiment, registry, slots, { seed: experiment.seed, values: [[TOKENS.RunContext, context]] });
+    session.assembled = assembled;
+    await attachTrackers(session, options);
     const { detector, loader, evaluator } = assembled;
+    throwIfAborted(options.signal, 'listing the dataset');
     const trainSamples = await listSamples(assembled, experiment, 'train');
-    const valSamples = await listSamples(assembled, experiment, 'val');
-    const testSamples = await listSamples(assembled, experiment, 'test');
-    const issues = assembled.dataset.issues?.();
-    if (issues && issues.missing + issues.empty + issues.corrupt > 0) {
-      bus.emit({
-        type: 'warning',
-        source: 'dataset',
-        message: `dataset problems: ${issues.missing} missing, ${issues.empty} empty, ${issues.corrupt} corrupt. ${issues.messages.slice(0, 5).join(' | ')}`,
-      });
-    }
+    const valListing = await listSplit(assembled, experiment, 'val');
+    const testListing = await listSplit(assembled, experiment, 'test');
+    throwIfAborted(options.signal, 'listing the dataset');
+    reportDatasetIssues(session);
     const t = experiment.trainer;
     const trainSource = loader.create(trainSamples, { split: 'train', batchSize: t.batchSize, shuffle: true, augment: true, seed: experiment.seed, needs: detector.needs, dropLast: false });
-    const evalSource = (samples: Sample[], split: Split) =>
-      loader.create(samples, { split, batchSize: t.evalBatchSize, shuffle: false, augment: false, seed: experiment.seed, needs: detector.needs });
-    const valSource = valSamples.length ? evalSource(valSamples, 'val') : undefined;
+    const valSource = valListing.samples.length ? evalSourceFor(session, valListing) : undefined;
     let selectBy: 'val' | 'last' = t.select;
     if (selectBy === 'val' && !valSource) {
       selectBy = 'last';
-      bus.emit({ type: 'warning', source: 'protocol', message: 'no validation samples: the last checkpoint is evaluated on test (protocol selection=last)' });
+      warn(session, 'protocol', 'no validation samples: the last checkpoint is evaluated on test (protocol selection=last)');
     }
     const protocol = {
       selection: selectBy,
@@ -253,45 +446,29 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       seed: experiment.seed,
       ...(assembled.dataset.protocolFacts?.() ?? {}),
     };
-
-    const digest = async (split: Split) => (await assembled!.dataset.digest?.({ split, subsets: subsetsOf(assembled!, experiment, split) })) ?? 'unknown';
+    const validate = async (): Promise<EvaluationReport> => {
+      const { scored, coverage } = await scoreSplit(assembled, valListing, valSource!, options.signal);
+      requireComplete(experiment, 'val', coverage);
+      return { ...evaluator.evaluate(scored, { split: 'val', ...protocol }), coverage };
+    };
     const resume = execution.resumeFrom ? await loadCheckpoint(execution.resumeFrom) : undefined;
-    trainer = new Trainer({
+    const trainer = new Trainer({
       detector,
       train: trainSource,
       config: t,
       rng: new Rng(experiment.seed),
       bus,
       checkpointsDir: run.checkpointsDir,
-      validate: valSource ? async () => evaluator.evaluate(await scoreSource(detector, valSource), { split: 'val', ...protocol }) : undefined,
+      validate: valSource ? validate : undefined,
       signal: options.signal,
       resume,
     });
-    bus.emit({
-      type: 'run-start',
-      runId: run.runId,
-      experiment: experiment.name,
-      runName: `${experiment.name}-${run.runId}`,
-      runDir: run.dir,
-      config: recordedConfig(experiment, slots, plugins),
-      tags: { ...(await collectRunTags(plugins, options.cwd)), 'dfd.backend': backend.name, 'dfd.protocol.selection': selectBy, 'dfd.seed': String(experiment.seed) },
-      datasets: [
-        { name: `${slots.dataset.use}:train`, digest: await digest('train'), source: JSON.stringify(slots.dataset.config), context: 'training' },
-        { name: `${slots.dataset.use}:val`, digest: await digest('val'), source: JSON.stringify(slots.dataset.config), context: 'validation' },
-        { name: `${slots.dataset.use}:test`, digest: await digest('test'), source: JSON.stringify(slots.dataset.config), context: 'testing' },
-      ],
-      totalSteps: trainer.totalSteps,
-      ...(resume ? { resumedFromStep: trainer.step } : {}),
-      ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
-    });
+    session.trainer = trainer;
+    await startRecord(session, execution, options, { slots, backend: backend.name, selectBy, resumedStep: resume ? trainer.step : undefined });
 
     const outcome = await trainer.fit();
     result.steps = outcome.step;
-    if (outcome.status === 'killed') {
-      result.status = 'killed';
-      bus.emit({ type: 'end', status: 'killed', step: outcome.step });
-      return result;
-    }
+    if (outcome.status === 'killed') return endKilled(session, result, outcome.step);
     const variables = detector.trainableVariables();
     if (selectBy === 'val' && outcome.best) {
       const best = await loadCheckpoint(outcome.best.path);
@@ -300,21 +477,10 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
     } else {
       result.selected = { by: 'last', step: outcome.step };
     }
-    writeJson(join(run.dir, 'selected.json'), { ...result.selected, checkpoint: selectBy === 'val' && outcome.best ? 'best.safetensors' : 'last.safetensors' });
+    writeRecordJson(run, 'selected.json', { ...result.selected, checkpoint: selectBy === 'val' && outcome.best ? 'best.safetensors' : 'last.safetensors' });
 
-    if (testSamples.length) {
-      const scored = await scoreSource(detector, evalSource(testSamples, 'test'));
-      // The raw scores are written before the evaluator runs: if it rejects the data (a missing subset,
-      // a one-class subset), the scores are kept and `dfd metrics test-scores.csv` still works.
-      const scoresPath = join(run.dir, 'test-scores.csv');
-      await writeScoresCsv(scoresPath, scored);
-      bus.emit({ type: 'artifact', path: scoresPath, name: 'test-scores.csv' });
-      const report = evaluator.evaluate(scored, { split: 'test', ...protocol, selected_step: result.selected.step });
-      result.test = report;
-      // Test metrics are recorded at the step of the weights they measure (the selected checkpoint).
-      bus.emit({ type: 'eval', split: 'test', step: result.selected.step, epoch: experiment.trainer.epochs - 1, report });
-      const written = (await evaluator.writeReport?.(report, scored, run.dir)) ?? [];
-      for (const path of written) bus.emit({ type: 'artifact', path, name: path.slice(run.dir.length + 1) });
+    if (testListing.samples.length || testListing.listingDrops.length) {
+      result.test = await evaluateTest(session, testListing, protocol, result.selected.step);
     } else {
       bus.emit({ type: 'warning', source: 'protocol', message: 'no test samples: nothing evaluated on test' });
     }
@@ -326,30 +492,65 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       const path = join(run.dir, name);
       if (existsSync(path)) bus.emit({ type: 'artifact', path, name });
     }
+    // The run is finished only once its record is on disk.
+    session.recorder.flush();
     result.status = 'finished';
     bus.emit({ type: 'end', status: 'finished', step: outcome.step });
     return result;
   } catch (error) {
+    if (error instanceof RunInterrupted && session.started) return endKilled(session, result, session.trainer?.step ?? 0);
     result.status = 'failed';
     result.error = error as Error;
-    if (!bus.isEnded) {
-      bus.emit({ type: 'warning', source: 'runner', message: (error as Error).message });
-      bus.emit({ type: 'end', status: 'failed', step: trainer?.step ?? 0, error: (error as Error).message });
-    }
+    endFailed(session, execution, error as Error);
     throw error;
   } finally {
-    for (const tracker of trackers) {
-      try {
-        await tracker.close();
-      } catch (error) {
-        process.emitWarning(`tracker ${tracker.name} failed to close: ${(error as Error).message}`);
-      }
-    }
-    for (const subscription of subscriptions) subscription.unsubscribe();
-    activeBuses.delete(bus);
-    trainer?.dispose();
-    assembled?.dispose();
+    await closeSession(session);
   }
+}
+
+function endKilled(session: Session, result: RunResult, step: number): RunResult {
+  result.status = 'killed';
+  result.steps = step;
+  session.bus.emit({ type: 'end', status: 'killed', step });
+  return result;
+}
+
+/**
+ * A failure after run-start ends the record as `failed` (locally and in every tracker). One before it leaves
+ * no half run: a new run's directory is removed (there is nothing in it to keep), a resumed run's record is
+ * left as it was.
+ */
+function endFailed(session: Session, execution: Execution, error: Error): void {
+  if (session.started) {
+    if (!session.bus.isEnded) {
+      session.bus.emit({ type: 'warning', source: 'runner', message: error.message });
+      session.bus.emit({ type: 'end', status: 'failed', step: session.trainer?.step ?? 0, error: error.message });
+    }
+    return;
+  }
+  session.subscriptions.forEach((s) => s.unsubscribe());
+  if (execution.created) discardRunDirectory(execution.run);
+}
+
+async function closeSession(session: Session): Promise<void> {
+  for (const tracker of session.trackers) {
+    try {
+      await tracker.close();
+    } catch (error) {
+      process.emitWarning(`tracker ${tracker.name} failed to close: ${(error as Error).message}`);
+    }
+  }
+  if (session.started) {
+    try {
+      session.recorder.flush();
+    } catch (error) {
+      process.emitWarning((error as Error).message);
+    }
+  }
+  for (const subscription of session.subscriptions) subscription.unsubscribe();
+  activeBuses.delete(session.bus);
+  session.trainer?.dispose();
+  session.assembled?.dispose();
 }
 
 /** Trains, selects on validation, evaluates on test and writes the run directory. */
@@ -360,19 +561,18 @@ export async function runExperiment(definition: ExperimentInCode, options: RunOp
   // Validate every component config before anything is written.
   resolveSlots(experiment, buildRegistry(plugins));
   const run = createRunDirectory(resolvePath(cwd, experiment.runsDir), experiment.name);
-  return execute({ experiment, plugins, run }, options);
+  return execute({ experiment, plugins, run, created: true }, options);
 }
 
 /** Continues a killed or crashed run from `checkpoints/last.safetensors` in the same run directory. */
 export async function resumeRun(runDir: string, options: RunOptions = {}): Promise<RunResult> {
   const run = openRunDirectory(runDir);
-  const recorded = JSON.parse(readFileSync(join(run.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const experiment = definitionFromRecorded(recorded);
+  const experiment = definitionFromRecorded(readRecordedConfig(run));
   const lastPath = join(run.checkpointsDir, 'last.safetensors');
   if (!existsSync(lastPath)) throw new Error(`${run.dir} has no checkpoints/last.safetensors to resume from (the run stopped before its first checkpoint): start it again with dfd run`);
   const ended = readEvents(run.dir).findLast((e) => e.type === 'end');
   if (ended?.type === 'end' && ended.status === 'finished') throw new Error(`${run.dir} already finished; nothing to resume`);
   const cwd = options.cwd ?? process.cwd();
   const plugins = [...(options.plugins ?? []), ...(await importPlugins(experiment.plugins.filter((n) => !(options.plugins ?? []).some((p) => p.name === n)), cwd))];
-  return execute({ experiment, plugins, run, resumeFrom: lastPath }, { ...options, plugins: [] });
+  return execute({ experiment, plugins, run, resumeFrom: lastPath, created: false }, { ...options, plugins: [] });
 }
