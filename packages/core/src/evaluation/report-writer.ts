@@ -119,6 +119,7 @@ export async function writeEvaluationReport(
     overall: report.overall,
     subsets: report.subsets,
     protocol: report.protocol,
+    ...(report.coverage ? { coverage: report.coverage } : {}),
     roc: Object.fromEntries(
       sets
         .filter((s) => s.frame)
