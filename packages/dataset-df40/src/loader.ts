@@ -8,7 +8,7 @@
  * - Robust: an image that does not decode (or an extra that does not load) is counted, logged with its
  *   path and left out of its batch; the epoch goes on.
  */
-import { ensureBackend, rngFor, tf, type Batch, type BatchLoader, type BatchSource, type BatchSourceOptions, type FaceBox, type Sample } from '@dfd/core';
+import { ensureBackend, rngFor, tf, type Batch, type DropReason, type BatchLoader, type BatchSource, type BatchSourceOptions, type FaceBox, type Sample } from '@dfd/core';
 import { boxesToArray, templateBoxes } from './boxes.js';
 import { loadExtra, type ExtraArray } from './extras.js';
 import { hwcToChw, normalizationOf } from './image/normalize.js';
@@ -27,6 +27,8 @@ export class ImageBatchLoader implements BatchLoader {
   private readonly log: IssueLog;
   private readonly limiter: Limiter;
   private readonly listeners: SkipListener[] = [];
+  /** Per sample id, the last reason it was skipped for. */
+  private readonly reasons = new Map<string, { reason: DropReason; message: string }>();
 
   constructor(config: LoaderConfigInput = {}) {
     this.config = LoaderConfigSchema.parse(config);
@@ -54,8 +56,14 @@ export class ImageBatchLoader implements BatchLoader {
     return { count: this.log.corrupt, messages: this.log.messages };
   }
 
+  /** Why a sample was left out of its batches (the evaluation's coverage counts it under this reason). */
+  dropReason(sample: Sample): { reason: DropReason; message: string } | undefined {
+    return this.reasons.get(sample.id);
+  }
+
   /** @internal */
-  skip(sample: Sample, message: string): void {
+  skip(sample: Sample, message: string, reason: DropReason = 'corrupt'): void {
+    this.reasons.set(sample.id, { reason, message });
     this.log.corrupt++;
     this.log.note(message);
     if (this.config.logSkips) console.warn(`[dfd/dataset-df40] skipped ${sample.path}: ${message}`);
@@ -148,13 +156,13 @@ class ImageBatchSource implements BatchSource {
     for (const key of needs.extras) {
       const path = sample.extras?.[key];
       if (!path) {
-        this.loader.skip(sample, `sample ${sample.id} has no '${key}' extra; configure the dataset's extras.${key}`);
+        this.loader.skip(sample, `sample ${sample.id} has no '${key}' extra; configure the dataset's extras.${key}`, 'no-extras');
         return undefined;
       }
       try {
         prepared.extras[key] = await this.loader.run(() => loadExtra(path, key));
       } catch (error) {
-        this.loader.skip(sample, `extra '${key}' ${path}: ${(error as Error).message}`);
+        this.loader.skip(sample, `extra '${key}' ${path}: ${(error as Error).message}`, 'no-extras');
         return undefined;
       }
     }
