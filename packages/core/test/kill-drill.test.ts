@@ -95,3 +95,31 @@ describe('kill -9 and resume (the drill)', () => {
     }
   });
 });
+
+describe('Ctrl-C and SIGTERM end the process within a few seconds, whatever it is doing', () => {
+  test.each([
+    ['SIGTERM', 'test:2'],
+    ['SIGINT', 'checkpoint:6'],
+  ] as const)('%s while stuck in %s', async (signal, pause) => {
+    const runsDir = mkdtempSync(join(tmpdir(), 'dfd-signal-'));
+    const marker = join(runsDir, 'paused');
+    const child = spawn(process.execPath, [dfd, 'run', fixture, '--no-progress'], {
+      env: { ...process.env, DFD_DRILL_RUNS: runsDir, DFD_DRILL_DATA: join(runsDir, 'data'), DFD_DRILL_PAUSE: pause, DFD_DRILL_MARKER: marker, DFD_BACKEND: 'cpu', DFD_STOP_GRACE_S: '2' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    while (!existsSync(marker)) {
+      if (child.exitCode !== null) throw new Error(`exited before the pause: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const sent = Date.now();
+    child.kill(signal);
+    const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000))]);
+    if (code === 'hung') child.kill('SIGKILL');
+    expect(code).toBe(130);
+    expect(Date.now() - sent).toBeLessThan(8_000);
+    expect(stderr).toMatch(/did not stop within 2 s; exiting\. The last checkpoint is intact: continue with dfd resume/);
+  });
+});

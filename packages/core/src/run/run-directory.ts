@@ -13,7 +13,7 @@
  * and what to do. Event appends are synchronous: a crash or Ctrl-C loses at most the event being written,
  * and an append that fails (full disk) is kept in memory and retried with the next event.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Observable, Subscription } from 'rxjs';
@@ -142,6 +142,21 @@ export interface EventRecorder extends Subscription {
   flush(): void;
 }
 
+/** Appends whole lines or nothing: a partial append (full disk) is cut off again, so a retry cannot tear a line. */
+function appendWhole(path: string, text: string): void {
+  const before = existsSync(path) ? statSync(path).size : 0;
+  try {
+    appendFileSync(path, text);
+  } catch (error) {
+    try {
+      truncateSync(path, before);
+    } catch {
+      // the file may not exist yet
+    }
+    throw error;
+  }
+}
+
 /** Records the event stream into the run directory (events.jsonl and metrics.jsonl). */
 export function recordEvents(events: Observable<RunEvent>, run: RunDirectory): EventRecorder {
   const eventsPath = join(run.dir, 'events.jsonl');
@@ -150,13 +165,12 @@ export function recordEvents(events: Observable<RunEvent>, run: RunDirectory): E
   let lastError: unknown;
   const flush = (): void => {
     try {
-      if (pending.events) appendFileSync(eventsPath, pending.events);
+      if (pending.events) appendWhole(eventsPath, pending.events);
       pending.events = '';
-      if (pending.metrics) appendFileSync(metricsPath, pending.metrics);
+      if (pending.metrics) appendWhole(metricsPath, pending.metrics);
       pending.metrics = '';
     } catch (error) {
-      // A partial append leaves a torn last line, which readEvents ignores; the whole line is retried.
-      lastError = error;
+      lastError = error; // kept in memory, retried with the next event
     }
   };
   const subscription = events.subscribe((event) => {
