@@ -22,6 +22,11 @@ export interface RunStartEvent {
   datasets: Array<{ name: string; digest: string; source: string; context: 'training' | 'validation' | 'testing' }>;
   totalSteps: number;
   resumedFromStep?: number;
+  /**
+   * A resume replays steps (resumedFromStep, replayedUntilStep] that the interrupted session had recorded:
+   * events.jsonl keeps one copy (the replay), trackers that cannot replace a point skip those they have.
+   */
+  replayedUntilStep?: number;
   parentRunId?: string;
 }
 

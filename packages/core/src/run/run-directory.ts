@@ -216,12 +216,19 @@ function trainingStep(event: RunEvent): number | undefined {
   return undefined;
 }
 
+/** Events a resume replays (or redoes, like the test evaluation), with the step they carry. */
+function replayableStep(event: RunEvent): number | undefined {
+  return event.type === 'step' || event.type === 'epoch' || event.type === 'checkpoint' || event.type === 'eval' ? event.step : undefined;
+}
+
 /**
  * Before a resume from the checkpoint at `step`: cuts events.jsonl back to the last training event at or
- * before that step, so the replayed steps replace the lost ones instead of appearing twice, and rebuilds
- * metrics.jsonl from what is kept. The cut lines are kept in `events.superseded.jsonl` (nothing is lost).
+ * before that step, so the replayed steps (and a redone test evaluation) replace the lost ones instead of
+ * appearing twice, and rebuilds metrics.jsonl from what is kept. The cut lines are kept in
+ * `events.superseded.jsonl` (nothing is lost). When nothing after the checkpoint is replayed (a Ctrl-C
+ * stop writes its checkpoint last), the record is left as it is.
  */
-export function rewindRecord(run: RunDirectory, step: number): { kept: number; superseded: number } {
+export function rewindRecord(run: RunDirectory, step: number): { superseded: number; replayedUntilStep?: number } {
   const eventsPath = join(run.dir, 'events.jsonl');
   const events = readEvents(run.dir);
   let cut = 0;
@@ -232,15 +239,17 @@ export function rewindRecord(run: RunDirectory, step: number): { kept: number; s
   });
   const kept = events.slice(0, cut);
   const superseded = events.slice(cut);
+  const replayed = superseded.map(replayableStep).filter((s): s is number => s !== undefined);
+  if (replayed.length === 0) return { superseded: 0 };
   try {
-    if (superseded.length) appendFileSync(join(run.dir, 'events.superseded.jsonl'), superseded.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    appendFileSync(join(run.dir, 'events.superseded.jsonl'), superseded.map((e) => `${JSON.stringify(e)}\n`).join(''));
     writeFileAtomic(eventsPath, kept.map((e) => `${JSON.stringify(e)}\n`).join(''));
     const points = kept.flatMap((e) => metricPointsOf(e));
     writeFileAtomic(join(run.dir, 'metrics.jsonl'), points.map((p) => `${JSON.stringify(p)}\n`).join(''));
   } catch (error) {
     throw recordWriteError('the run events', eventsPath, error, `then resume again: dfd resume ${run.dir}`);
   }
-  return { kept: kept.length, superseded: superseded.length };
+  return { superseded: superseded.length, replayedUntilStep: Math.max(step, ...replayed) };
 }
 
 /** Temporary files a killed process left behind (`name.tmp-<pid>-<x>`: a checkpoint or record write cut short). */

@@ -15,7 +15,7 @@ import { Rng, rngFor } from '../rng.js';
 import { TOKENS } from '../di.js';
 import { ensureBackend } from '../backend.js';
 import { Trainer } from '../train/trainer.js';
-import { assignWeights, loadCheckpoint } from '../train/checkpoint.js';
+import { assignWeights, loadCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment, type ResolvedSlots } from './assemble.js';
 import {
   continueHint,
@@ -327,6 +327,8 @@ interface Session {
   signal?: AbortSignal;
   /** The run-start event is out: from here on the record is the run's, failures end it as `failed`. */
   started: boolean;
+  /** A resume replays steps up to this one that the interrupted session had recorded. */
+  replayedUntilStep?: number;
   /** Warnings raised before run-start, emitted right after it (events.jsonl begins with run-start). */
   early: Array<{ source: string; message: string }>;
 }
@@ -365,12 +367,18 @@ function reportDatasetIssues(session: Session): void {
   }
 }
 
+function resumedStepOf(checkpoint: LoadedCheckpoint, path: string): number {
+  if ('weightsOnly' in checkpoint.state) throw new Error(`${path} is a weights-only checkpoint; resume needs last.safetensors`);
+  return checkpoint.state.position.step;
+}
+
 /** Resume only: the temporary files a kill left behind go, and the record is cut back to the checkpoint. */
 function prepareResume(session: Session, resumedStep: number): void {
   for (const path of removeStaleTemporaries(session.run.checkpointsDir)) warn(session, 'resume', `removed ${path}, left by an interrupted checkpoint write`);
   for (const path of removeStaleTemporaries(session.run.dir)) warn(session, 'resume', `removed ${path}, left by an interrupted write`);
-  const { superseded } = rewindRecord(session.run, resumedStep);
+  const { superseded, replayedUntilStep } = rewindRecord(session.run, resumedStep);
   if (superseded) warn(session, 'resume', `${superseded} events after step ${resumedStep} are replayed by this resume; the earlier copies moved to events.superseded.jsonl`);
+  session.replayedUntilStep = replayedUntilStep;
 }
 
 /** The run-start event, with config.json written whole first (a failure here leaves no run behind). */
@@ -379,7 +387,6 @@ async function startRecord(session: Session, execution: Execution, options: RunO
   const { slots } = details;
   const config = recordedConfig(experiment, slots, execution.plugins);
   if (execution.created) writeRecordJson(run, 'config.json', config);
-  if (details.resumedStep !== undefined) prepareResume(session, details.resumedStep);
   const digest = async (split: Split) => (await assembled!.dataset.digest?.({ split, subsets: subsetsOf(assembled!, experiment, split) })) ?? 'unknown';
   const source = JSON.stringify(slots.dataset.config);
   const datasets = [
@@ -399,6 +406,7 @@ async function startRecord(session: Session, execution: Execution, options: RunO
     datasets,
     totalSteps: trainer!.totalSteps,
     ...(details.resumedStep !== undefined ? { resumedFromStep: details.resumedStep } : {}),
+    ...(session.replayedUntilStep !== undefined ? { replayedUntilStep: session.replayedUntilStep } : {}),
     ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
   });
   session.started = true;
@@ -424,6 +432,9 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
     const backend = await ensureBackend(experiment.backend);
     const assembled = assemble(experiment, registry, slots, { seed: experiment.seed, values: [[TOKENS.RunContext, context]] });
     session.assembled = assembled;
+    const resume = execution.resumeFrom ? await loadCheckpoint(execution.resumeFrom) : undefined;
+    // Before trackers attach: they replay events.jsonl, which must already be cut back to the checkpoint.
+    if (resume) prepareResume(session, resumedStepOf(resume, execution.resumeFrom!));
     await attachTrackers(session, options);
     const { detector, loader, evaluator } = assembled;
     throwIfAborted(options.signal, 'listing the dataset');
@@ -451,7 +462,6 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       requireComplete(experiment, 'val', coverage);
       return { ...evaluator.evaluate(scored, { split: 'val', ...protocol }), coverage };
     };
-    const resume = execution.resumeFrom ? await loadCheckpoint(execution.resumeFrom) : undefined;
     const trainer = new Trainer({
       detector,
       train: trainSource,
