@@ -34,6 +34,6 @@ export * from './detectors/clip-prompt.js';
 export { corePlugin } from './builtin-plugin.js';
 export { main as cliMain } from './cli/main.js';
 export { discoverPlugins } from './cli/discover.js';
-export { loadExperimentFile, applyOverrides } from './cli/commands/run.js';
+export { loadExperimentFile, applyOverrides, formatTestTable } from './cli/commands/run.js';
 export * from './evaluation/index.js';
 export * from './features/index.js';

@@ -12,6 +12,7 @@ import {
   inject,
   injectable,
   configToken,
+  formatTestTable,
   IncompleteEvaluationError,
   readEvents,
   runExperiment,
@@ -127,6 +128,12 @@ describe('df40 dataset + images loader in the runner', () => {
     expect(coverage.overall.frames).toMatchObject({ listed: 128, scored: 123 });
     // `n` and coverage agree.
     expect(result.test!.subsets.e4e!.n).toBe(14);
+    // The table `dfd run` prints shows frames scored/listed and says that coverage is below 100%.
+    const table = formatTestTable(result.test!);
+    expect(table).toMatch(/^e4e\s.*\s14\/16 !$/m);
+    expect(table).toMatch(/^stargan\s.*\s16\/16$/m);
+    expect(table).toContain('test coverage is below 100%');
+    expect(table).toContain('  heygen: 15/16 frames (1 corrupt), 8/8 videos');
 
     const report = JSON.parse(readFileSync(join(result.runDir, 'report.json'), 'utf8'));
     expect(report.coverage.subsets.heygen.frames.dropped.corrupt).toBe(1);

@@ -96,21 +96,21 @@ function coverageCell(counts: CoverageCounts | undefined): string {
   return `${counts.frames.scored}/${counts.frames.listed}${isSubsetComplete(counts) ? '' : ' !'}`;
 }
 
-function printTestTable(test: EvaluationReport, io: CliIO): void {
+/** The printed test table: metrics per subset, frames scored/listed, and a note when coverage is below 100%. */
+export function formatTestTable(test: EvaluationReport): string {
   const metrics = ['auc', 'ap', 'eer', 'acc'];
   const rows = Object.entries(test.subsets);
   const width = Math.max(8, ...rows.map(([name]) => name.length));
   const coverage = test.coverage;
   const frames = (name: string) => (coverage ? `  ${coverageCell(name === 'overall' ? coverage.overall : coverage.subsets[name]).padStart(10)}` : '');
-  io.stdout.write(`${'subset'.padEnd(width)}  ${metrics.map((m) => m.padStart(7)).join(' ')}${coverage ? `  ${'frames'.padStart(10)}` : ''}\n`);
-  for (const [name, values] of rows) {
-    io.stdout.write(`${name.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}${frames(name)}\n`);
-  }
-  io.stdout.write(`${'overall'.padEnd(width)}  ${metrics.map((m) => formatMetric(test.overall[m]).padStart(7)).join(' ')}${frames('overall')}\n`);
+  const lines = [`${'subset'.padEnd(width)}  ${metrics.map((m) => m.padStart(7)).join(' ')}${coverage ? `  ${'frames'.padStart(10)}` : ''}`];
+  for (const [name, values] of rows) lines.push(`${name.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}${frames(name)}`);
+  lines.push(`${'overall'.padEnd(width)}  ${metrics.map((m) => formatMetric(test.overall[m]).padStart(7)).join(' ')}${frames('overall')}`);
   if (coverage && !coverage.complete) {
-    io.stdout.write(`\ntest coverage is below 100%: these numbers do not cover every listed frame (dropped files: test-dropped.csv)\n`);
-    for (const line of incompleteSubsets(coverage)) io.stdout.write(`  ${line}\n`);
+    lines.push('', 'test coverage is below 100%: these numbers do not cover every listed frame (dropped files: test-dropped.csv)');
+    for (const line of incompleteSubsets(coverage)) lines.push(`  ${line}`);
   }
+  return `${lines.join('\n')}\n`;
 }
 
 function printResult(result: RunResult, io: CliIO, json: boolean): void {
@@ -119,7 +119,7 @@ function printResult(result: RunResult, io: CliIO, json: boolean): void {
     return;
   }
   io.stdout.write(`\nrun ${result.status}: ${result.runDir}\n`);
-  if (result.test) printTestTable(result.test, io);
+  if (result.test) io.stdout.write(formatTestTable(result.test));
 }
 
 /** Runs `action`; an interruption before the run's record began exits 130 like a killed run. */
