@@ -6,38 +6,35 @@
 import { existsSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { config as rxjsConfig, type Subscription } from 'rxjs';
-import * as tf from '@tensorflow/tfjs';
-import type { BatchSource, Coverage, Detector, DroppedInput, EvaluationReport, Sample, ScoredSet, Split, Tracker } from '../contracts.js';
+import type { EvaluationReport, Split, Tracker } from '../contracts.js';
 import { RunEventBus, type RunStatus } from '../events.js';
 import { resolveExperiment, type ExperimentInCode, type ResolvedExperiment } from '../experiment.js';
 import type { Plugin } from '../plugin.js';
-import { Rng, rngFor } from '../rng.js';
+import { Rng } from '../rng.js';
 import { TOKENS } from '../di.js';
 import { ensureBackend } from '../backend.js';
-import { Trainer } from '../train/trainer.js';
+import { Trainer, type TrainingOutcome } from '../train/trainer.js';
 import { assignWeights, loadCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment, type ResolvedSlots } from './assemble.js';
 import {
-  continueHint,
   createRunDirectory,
   discardRunDirectory,
   openRunDirectory,
   readEvents,
   readRecordedConfig,
   recordEvents,
-  recordWriteError,
   removeStaleTemporaries,
   rewindRecord,
-  writeFileAtomic,
   writeRecordJson,
   type EventRecorder,
   type RunDirectory,
 } from './run-directory.js';
-import { computeCoverage, droppedCsv, incompleteSubsets } from '../evaluation/coverage.js';
+import { evalSourceFor, evaluateTest, listSamples, listSplit, requireComplete, scoreSplit, subsetsOf } from './evaluate-split.js';
 import { attachProgress } from './progress.js';
 import { RunInterrupted, throwIfAborted } from './interrupt.js';
 
 export { RunInterrupted } from './interrupt.js';
+export { IncompleteEvaluationError, scoreSource } from './evaluate-split.js';
 import { collectRunTags } from './tags.js';
 
 export interface RunOptions {
@@ -148,160 +145,6 @@ export function definitionFromRecorded(recorded: Record<string, unknown>): Resol
     evaluation: r.evaluation,
     tracking: (r.tracking ?? []).map(asRef),
     runsDir: r.runsDir,
-  });
-}
-
-/** The subsets of a split: the experiment's choice, else for test the evaluator's protocol subsets (DF40's 8). */
-function subsetsOf(assembled: AssembledExperiment, experiment: ResolvedExperiment, split: Split): string[] | undefined {
-  return experiment.data[split].subsets ?? (split === 'test' ? assembled.evaluator.subsets : undefined);
-}
-
-async function listSamples(assembled: AssembledExperiment, experiment: ResolvedExperiment, split: Split): Promise<Sample[]> {
-  const selection = experiment.data[split];
-  const samples = await assembled.dataset.samples({ split, subsets: subsetsOf(assembled, experiment, split) });
-  if (selection.limit !== undefined && samples.length > selection.limit) {
-    // A seeded subset, stable across runs, in listing order (so evaluation order stays readable).
-    const keep = new Set(rngFor(experiment.seed, `limit/${split}`).shuffle([...samples.keys()]).slice(0, selection.limit));
-    return samples.filter((_, index) => keep.has(index));
-  }
-  return samples;
-}
-
-/** Scores every sample of a source with the detector in eval mode; an abort stops it between batches. */
-export async function scoreSource(detector: Detector, source: BatchSource, signal?: AbortSignal): Promise<ScoredSet & { paths: string[] }> {
-  const scores: number[] = [];
-  const labels: number[] = [];
-  const subsets: string[] = [];
-  const videoIds: string[] = [];
-  const paths: string[] = [];
-  for await (const batch of source.batches(0)) {
-    if (signal?.aborted) {
-      batch.dispose();
-      throw new RunInterrupted('scoring');
-    }
-    const probabilities = tf.tidy(() => detector.probabilities(detector.forward(batch, false)));
-    const values = await probabilities.data();
-    probabilities.dispose();
-    batch.samples.forEach((sample, i) => {
-      scores.push(values[i]!);
-      labels.push(sample.label);
-      subsets.push(sample.subset);
-      videoIds.push(sample.videoId);
-      paths.push(sample.path);
-    });
-    batch.dispose();
-  }
-  return { scores, labels, subsets, videoIds, paths };
-}
-
-function csvField(value: string): string {
-  return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
-function scoresCsv(scored: ScoredSet & { paths: string[] }): string {
-  const lines = ['path,subset,video,label,score'];
-  for (let i = 0; i < scored.paths.length; i++) {
-    lines.push(
-      [csvField(scored.paths[i]!), csvField(scored.subsets![i]!), csvField(scored.videoIds![i]!), String(scored.labels[i]), String(scored.scores[i])].join(','),
-    );
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-/** A split's listed samples and what listing already left out of them (for coverage). */
-interface SplitListing {
-  split: Split;
-  samples: Sample[];
-  listingDrops: DroppedInput[];
-}
-
-async function listSplit(assembled: AssembledExperiment, experiment: ResolvedExperiment, split: Split): Promise<SplitListing> {
-  const samples = await listSamples(assembled, experiment, split);
-  // With a `limit` the listing is a seeded subset: what listing dropped is not part of it.
-  const limited = experiment.data[split].limit !== undefined;
-  const listingDrops = split === 'train' || limited ? [] : ((await assembled.dataset.dropped?.({ split, subsets: subsetsOf(assembled, experiment, split) })) ?? []);
-  return { split, samples, listingDrops };
-}
-
-/** Any evaluation that did not score every listed frame fails under `evaluation.requireComplete`. */
-export class IncompleteEvaluationError extends Error {
-  override name = 'IncompleteEvaluationError';
-}
-
-interface ScoredSplit {
-  scored: ScoredSet & { paths: string[] };
-  coverage: Coverage;
-  dropped: DroppedInput[];
-}
-
-/** Scores a split and states its coverage: what was listed, scored and dropped, per subset. */
-async function scoreSplit(assembled: AssembledExperiment, listing: SplitListing, source: BatchSource, signal?: AbortSignal): Promise<ScoredSplit> {
-  const scored = await scoreSource(assembled.detector, source, signal);
-  const loader = assembled.loader;
-  const { coverage, dropped } = computeCoverage({
-    listed: listing.samples,
-    listingDrops: listing.listingDrops,
-    scored: { subsets: scored.subsets!, paths: scored.paths },
-    reasonOf: loader.dropReason ? (sample) => loader.dropReason!(sample) : undefined,
-  });
-  return { scored, coverage, dropped };
-}
-
-function requireComplete(experiment: ResolvedExperiment, split: Split, coverage: Coverage, droppedFile?: string): void {
-  if (!experiment.evaluation.requireComplete || coverage.complete) return;
-  throw new IncompleteEvaluationError(
-    `${split} evaluation is incomplete and evaluation.requireComplete is set: ${incompleteSubsets(coverage).join('; ')}. ` +
-      `${droppedFile ? `The dropped files are listed in ${droppedFile}. ` : ''}Restore them (or set evaluation.requireComplete to false to report the coverage instead).`,
-  );
-}
-
-/** Writes a file of the run record, emits it as an artifact; a failure names the path and what to do. */
-async function writeRecordFile(run: RunDirectory, bus: RunEventBus, name: string, text: string): Promise<string> {
-  const path = join(run.dir, name);
-  try {
-    writeFileAtomic(path, text);
-  } catch (error) {
-    throw recordWriteError(name, path, error, continueHint(run.dir));
-  }
-  bus.emit({ type: 'artifact', path, name });
-  return path;
-}
-
-/** Test scores, coverage and report: the raw scores and dropped files are on disk before the evaluator runs. */
-async function evaluateTest(session: Session, listing: SplitListing, protocol: Record<string, string | number | boolean>, selectedStep: number): Promise<EvaluationReport> {
-  const { assembled, run, bus, experiment } = session;
-  const source = evalSourceFor(session, listing);
-  const { scored, coverage, dropped } = await scoreSplit(assembled!, listing, source, session.signal);
-  // If the evaluator rejects the data (a missing subset, a one-class subset), the scores are kept and
-  // `dfd metrics test-scores.csv` still works.
-  await writeRecordFile(run, bus, 'test-scores.csv', scoresCsv(scored));
-  const droppedFile = dropped.length ? await writeRecordFile(run, bus, 'test-dropped.csv', droppedCsv(dropped)) : undefined;
-  if (!coverage.complete) {
-    bus.emit({ type: 'warning', source: 'coverage', message: `test coverage below 100%: ${incompleteSubsets(coverage).join('; ')} (dropped files: ${droppedFile})` });
-  }
-  requireComplete(experiment, 'test', coverage, droppedFile);
-  const report: EvaluationReport = { ...assembled!.evaluator.evaluate(scored, { split: 'test', ...protocol, selected_step: selectedStep }), coverage };
-  // Test metrics are recorded at the step of the weights they measure (the selected checkpoint).
-  bus.emit({ type: 'eval', split: 'test', step: selectedStep, epoch: experiment.trainer.epochs - 1, report });
-  let written: string[];
-  try {
-    written = (await assembled!.evaluator.writeReport?.(report, scored, run.dir)) ?? [];
-  } catch (error) {
-    throw recordWriteError('the evaluation report in', run.dir, error, continueHint(run.dir));
-  }
-  for (const path of written) bus.emit({ type: 'artifact', path, name: path.slice(run.dir.length + 1) });
-  return report;
-}
-
-function evalSourceFor(session: Session, listing: SplitListing): BatchSource {
-  const { assembled, experiment } = session;
-  return assembled!.loader.create(listing.samples, {
-    split: listing.split,
-    batchSize: experiment.trainer.evalBatchSize,
-    shuffle: false,
-    augment: false,
-    seed: experiment.seed,
-    needs: assembled!.detector.needs,
   });
 }
 
@@ -479,34 +322,13 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
     const outcome = await trainer.fit();
     result.steps = outcome.step;
     if (outcome.status === 'killed') return endKilled(session, result, outcome.step);
-    const variables = detector.trainableVariables();
-    if (selectBy === 'val' && outcome.best) {
-      const best = await loadCheckpoint(outcome.best.path);
-      assignWeights(variables, best.model, outcome.best.path);
-      result.selected = { by: 'val', step: outcome.best.step, metric: outcome.best.metric, value: outcome.best.value };
-    } else {
-      result.selected = { by: 'last', step: outcome.step };
-    }
-    writeRecordJson(run, 'selected.json', { ...result.selected, checkpoint: selectBy === 'val' && outcome.best ? 'best.safetensors' : 'last.safetensors' });
-
+    result.selected = await selectWeights(session, outcome, selectBy);
     if (testListing.samples.length || testListing.listingDrops.length) {
       result.test = await evaluateTest(session, testListing, protocol, result.selected.step);
     } else {
       bus.emit({ type: 'warning', source: 'protocol', message: 'no test samples: nothing evaluated on test' });
     }
-    const skipped = loader.skipped?.();
-    if (skipped?.count) {
-      bus.emit({ type: 'warning', source: 'loader', message: `${skipped.count} images skipped (corrupt or unreadable): ${skipped.messages.slice(0, 5).join(' | ')}` });
-    }
-    for (const name of ['config.json', 'selected.json', 'checkpoints/best.safetensors']) {
-      const path = join(run.dir, name);
-      if (existsSync(path)) bus.emit({ type: 'artifact', path, name });
-    }
-    // The run is finished only once its record is on disk.
-    session.recorder.flush();
-    result.status = 'finished';
-    bus.emit({ type: 'end', status: 'finished', step: outcome.step });
-    return result;
+    return endFinished(session, result, outcome.step);
   } catch (error) {
     if (error instanceof RunInterrupted && session.started) return endKilled(session, result, session.trainer?.step ?? 0);
     result.status = 'failed';
@@ -516,6 +338,37 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
   } finally {
     await closeSession(session);
   }
+}
+
+/** Loads the weights evaluated on test (best on validation, else last) and records the choice in selected.json. */
+async function selectWeights(session: Session, outcome: TrainingOutcome, selectBy: 'val' | 'last'): Promise<NonNullable<RunResult['selected']>> {
+  let selected: NonNullable<RunResult['selected']>;
+  if (selectBy === 'val' && outcome.best) {
+    const best = await loadCheckpoint(outcome.best.path);
+    assignWeights(session.assembled!.detector.trainableVariables(), best.model, outcome.best.path);
+    selected = { by: 'val', step: outcome.best.step, metric: outcome.best.metric, value: outcome.best.value };
+  } else {
+    selected = { by: 'last', step: outcome.step };
+  }
+  writeRecordJson(session.run, 'selected.json', { ...selected, checkpoint: selectBy === 'val' && outcome.best ? 'best.safetensors' : 'last.safetensors' });
+  return selected;
+}
+
+/** The last warnings and artifacts, then `end: finished` once the record is on disk. */
+function endFinished(session: Session, result: RunResult, step: number): RunResult {
+  const { bus, run } = session;
+  const skipped = session.assembled!.loader.skipped?.();
+  if (skipped?.count) {
+    bus.emit({ type: 'warning', source: 'loader', message: `${skipped.count} images skipped (corrupt or unreadable): ${skipped.messages.slice(0, 5).join(' | ')}` });
+  }
+  for (const name of ['config.json', 'selected.json', 'checkpoints/best.safetensors']) {
+    const path = join(run.dir, name);
+    if (existsSync(path)) bus.emit({ type: 'artifact', path, name });
+  }
+  session.recorder.flush(); // throws when the record cannot be completed: the run is then not finished
+  result.status = 'finished';
+  bus.emit({ type: 'end', status: 'finished', step });
+  return result;
 }
 
 function endKilled(session: Session, result: RunResult, step: number): RunResult {
