@@ -50,4 +50,8 @@ describe('feature store temporary files', () => {
     expect(readdirSync(folder).sort()).toEqual(['ab01.f32', `ab04.f32.${process.pid}@${host}.7.tmp`]);
     expect(Array.from((await store.read('ab01'))!)).toEqual([1, 2, 3, 4]);
   });
+
+  test('a cache folder on procfs is refused before anything is written', async () => {
+    await expect(new FeatureStore('/proc/dfd-cache', 'ns', 4).open({})).rejects.toThrow(/feature cache folder \/proc\/dfd-cache\/ns is on procfs/);
+  });
 });

@@ -9,6 +9,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { assertRealFilesystem } from '../run/filesystem.js';
 import { join } from 'node:path';
 
 export interface StoreManifest {
@@ -37,6 +38,7 @@ export class FeatureStore {
 
   /** Creates the namespace folder and its manifest (once), and removes what killed fills left behind. */
   async open(manifestKey: Record<string, unknown>): Promise<void> {
+    assertRealFilesystem(this.path, 'feature cache folder');
     await mkdir(this.path, { recursive: true });
     await removeAbandonedTemporaries(this.path);
     const manifestPath = join(this.path, 'manifest.json');
