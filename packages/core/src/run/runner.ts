@@ -15,7 +15,7 @@ import { Rng, rngFor } from '../rng.js';
 import { TOKENS } from '../di.js';
 import { ensureBackend } from '../backend.js';
 import { Trainer } from '../train/trainer.js';
-import { assignWeights, loadCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint, restoreModel } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment, type ResolvedSlots } from './assemble.js';
 import { createRunDirectory, openRunDirectory, readEvents, recordEvents, writeJson, type RunDirectory } from './run-directory.js';
 import { attachProgress } from './progress.js';
@@ -292,10 +292,9 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       bus.emit({ type: 'end', status: 'killed', step: outcome.step });
       return result;
     }
-    const variables = detector.trainableVariables();
     if (selectBy === 'val' && outcome.best) {
       const best = await loadCheckpoint(outcome.best.path);
-      assignWeights(variables, best.model, outcome.best.path);
+      restoreModel(detector, best, outcome.best.path);
       result.selected = { by: 'val', step: outcome.best.step, metric: outcome.best.metric, value: outcome.best.value };
     } else {
       result.selected = { by: 'last', step: outcome.step };
