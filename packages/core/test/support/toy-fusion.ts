@@ -42,6 +42,8 @@ const ToyEncoderConfig = z.object({ imageSize: z.number().int().default(16), pat
 export class ToyEncoder implements Encoder {
   readonly info: EncoderInfo;
   imageCalls = 0;
+  /** Image-tower calls of every toy encoder in this process (runs build their own instances). */
+  static imageCalls = 0;
   // Frozen weights are non-trainable variables, as a real frozen tower's are, so tests can check that a
   // training step leaves every one of them untouched.
   private readonly patchWeight: tf.Variable;
@@ -77,6 +79,7 @@ export class ToyEncoder implements Encoder {
 
   encodeImage(pixels: tf.Tensor4D, options: EncodeImageOptions = {}): ImageFeatures {
     this.imageCalls += 1;
+    ToyEncoder.imageCalls += 1;
     return tf.tidy(() => {
       const [b] = pixels.shape;
       const { gridSize: g, visionWidth: w, imageSize } = this.info;
