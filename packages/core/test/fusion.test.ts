@@ -96,6 +96,11 @@ describe('clip-prompt with enhancers and a fuser', () => {
     }
   });
 
+  test('a conditional prompt learner trains on the fused feature when the fuser keeps the embedding width', async () => {
+    const result = await runExperiment(fusionExperiment(tempRuns(), { promptLearner: { use: 'toy-prompt', config: { conditional: true } }, fuser: { use: 'toy-concat' }, trainer: { epochs: 1, batchSize: 8 } }));
+    expect(result.status).toBe('finished');
+  });
+
   test('pixels mode asks the image tower for patch tokens only when a part wants them', async () => {
     const { assembled } = assembleFusion(tempRuns(), { detector: { use: 'clip-prompt' }, enhancers: [{ use: 'toy-map', config: { patchTokens: true } }] });
     try {
@@ -121,6 +126,11 @@ describe('wrong compositions fail at assembly, naming the parts and their widths
       /fuser toy-naive-sum cannot fuse image embedding: 6 wide, toy-map: 4 wide: a probe call with these widths failed/,
     ],
     ['an enhancer with a non-integer width', { enhancers: [{ use: 'toy-map', config: { outputDim: 0 } }] }, /enhancer toy-map declares outputDim 0/],
+    [
+      'a conditional prompt learner whose meta-net cannot take the fused width',
+      { promptLearner: { use: 'toy-prompt', config: { conditional: true } } },
+      /prompt learner is conditional.*fuser toy-concat makes 10 wide \(the image embedding is 6\)/,
+    ],
   ];
   test.each(cases)('%s', async (_what, overrides, message) => {
     const runsDir = tempRuns();

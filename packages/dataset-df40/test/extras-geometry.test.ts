@@ -100,7 +100,7 @@ describe('extras follow the image geometry', () => {
     for (let epoch = 0; epoch < 8; epoch++) {
       const { pixels, coords } = await firstBatch(loader, options(true), epoch);
       // Flip shows as an image whose R decreases left to right.
-      if (pixels![10] > pixels![90]) flips++;
+      if (pixels![10]! > pixels![90]!) flips++;
       // Within 2 source pixels (a fifth of a map cell): uint8 rounding, plus sharp's own offset when a crop is
       // enlarged along one axis only (image/pipeline.ts). A map left untransformed is off by 40–220 pixels.
       expect(misalignment(pixels!, coords), `epoch ${epoch}`).toBeLessThan(2);

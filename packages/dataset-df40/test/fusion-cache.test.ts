@@ -153,7 +153,7 @@ describe('feature cache with enhancers', () => {
 describe('test frames without their map', () => {
   test('fail the run before training, naming the subset and the fix; opting in to skip puts the count in the report', async () => {
     // A fake frame of one of the 8 test subsets the df40 evaluator scores.
-    const victim = listing.test.find((s) => s.label === 1 && DF40_TEST_SUBSETS.includes(s.subset))!;
+    const victim = listing.test.find((s) => s.label === 1 && (DF40_TEST_SUBSETS as readonly string[]).includes(s.subset))!;
     const saved = readFileSync(victim.extras!.lare!);
     rmSync(victim.extras!.lare!);
     try {

@@ -93,6 +93,7 @@ export class ClipPromptDetector implements Detector {
       patchTokens: features && wantsPatches,
     };
     this.imageWidth = fuser ? this.buildFuser(fuser, embedDim) : embedDim;
+    if (promptLearner.conditional && this.imageWidth !== embedDim) this.probeConditioning(embedDim);
     if (this.imageWidth !== embedDim) {
       // nn.Linear default init: U(-1/sqrt(in), 1/sqrt(in)), no bias (a projection, as CLIP's own).
       const bound = 1 / Math.sqrt(embedDim);
@@ -162,6 +163,25 @@ export class ClipPromptDetector implements Detector {
     }
     probeFuser(fuser, dims, fused, { name: this.fuserName, inputs, patchTokens: Boolean(this.imageOptions.patchTokens), boxes: Boolean(fuser.needsBoxes) });
     return fused;
+  }
+
+  /**
+   * A conditional prompt learner (CoCoOp) is conditioned on the fused image feature; one probe call at
+   * assembly tells whether it takes that width, so a mismatch is named now and not a tfjs error later.
+   */
+  private probeConditioning(embedDim: number): void {
+    const { promptLearner, encoder } = this.parts;
+    try {
+      tf.tidy(() => {
+        promptLearner.textFeatures({ encoder, imageFeatures: tf.zeros([1, this.imageWidth]) as tf.Tensor2D, training: false });
+      });
+    } catch (error) {
+      throw new CompositionError(
+        `the prompt learner is conditional (CoCoOp-like): it is conditioned on the fused image feature, which the fuser ${this.fuserName} makes ` +
+          `${this.imageWidth} wide (the image embedding is ${embedDim}), and it cannot take that width: ${(error as Error).message}. ` +
+          'Size its conditioning for the fused width, use a fuser that returns the embedding width, or an unconditional prompt learner (CoOp)',
+      );
+    }
   }
 
   trainableVariables(): Record<string, tf.Variable> {

@@ -116,15 +116,19 @@ export class ToyEncoder implements Encoder {
   }
 }
 
-/** CoOp in miniature: learned context vectors before a frozen class-token embedding. */
+/**
+ * CoOp in miniature: learned context vectors before a frozen class-token embedding. `conditional`: CoCoOp in
+ * miniature, a meta-net (embedDim → textWidth) on the image features shifts the context per image.
+ */
 export class ToyPromptLearner implements PromptLearner {
   readonly classNames = ['real', 'fake'];
-  readonly conditional = false;
   readonly ctx: tf.Variable;
   private readonly classTokens: tf.Tensor3D;
+  private readonly metaNet?: tf.Variable;
 
-  constructor(encoder: Encoder, rng: Rng) {
+  constructor(encoder: Encoder, rng: Rng, readonly conditional = false) {
     const width = encoder.info.textWidth;
+    if (conditional) this.metaNet = tf.variable(tf.tensor2d(rng.fork('meta').normalArray(encoder.info.embedDim * width, 0, 0.1), [encoder.info.embedDim, width]), true, uniqueVariableName('toy_prompt.meta'));
     this.ctx = tf.variable(tf.tensor2d(rng.fork('toy-prompt').normalArray(3 * width, 0, 0.02), [3, width]), true, uniqueVariableName('toy_prompt.ctx'));
     const tokenized = encoder.tokenize(this.classNames);
     const embedded = encoder.embedTokens(tokenized.ids);
@@ -133,11 +137,21 @@ export class ToyPromptLearner implements PromptLearner {
   }
 
   trainableVariables() {
-    return { ctx: this.ctx };
+    return { ctx: this.ctx, ...(this.metaNet ? { meta_net: this.metaNet } : {}) };
   }
 
-  textFeatures(context: PromptContext): tf.Tensor2D {
+  textFeatures(context: PromptContext): tf.Tensor2D | tf.Tensor3D {
     return tf.tidy(() => {
+      if (this.metaNet) {
+        const image = context.imageFeatures!;
+        const b = image.shape[0];
+        const shift = tf.matMul(image, this.metaNet); // [B, width]: a raw tfjs error if the image width is not embedDim
+        const ctx = tf.add(tf.expandDims(tf.expandDims(this.ctx, 0), 0), tf.reshape(shift, [b, 1, 1, -1])); // [B, 1, 3, width]
+        const perImage = tf.concat([tf.tile(ctx, [1, 2, 1, 1]), tf.tile(tf.expandDims(this.classTokens, 0), [b, 1, 1, 1])], 2) as tf.Tensor4D;
+        const [, , L, w] = perImage.shape;
+        const text = context.encoder.encodeText({ embeddings: tf.reshape(perImage, [b * 2, L, w]) as tf.Tensor3D, eotIndices: new Array(b * 2).fill(4) });
+        return tf.reshape(text, [b, 2, -1]) as tf.Tensor3D;
+      }
       const ctx = tf.tile(tf.expandDims(this.ctx, 0), [2, 1, 1]);
       const embeddings = tf.concat([ctx, this.classTokens], 1) as tf.Tensor3D;
       return context.encoder.encodeText({ embeddings, eotIndices: [4, 4] });
@@ -145,8 +159,7 @@ export class ToyPromptLearner implements PromptLearner {
   }
 
   dispose() {
-    this.ctx.dispose();
-    this.classTokens.dispose();
+    tf.dispose([this.ctx, this.classTokens, ...(this.metaNet ? [this.metaNet] : [])]);
   }
 }
 
@@ -266,7 +279,8 @@ export class ToyConcatFuser implements Fuser {
     this.weight = tf.variable(tf.tensor2d(this.rng.fork('concat').normalArray(inWidth * out, 0, 1 / Math.sqrt(inWidth)), [inWidth, out]), true, uniqueVariableName('toy_concat.w'));
     return out;
   }
-  trainableVariables() {
+  trainableVariables(): Record<string, tf.Variable> {
+    if (!this.weight) throw new Error('toy concat: build() was not called');
     return { weight: this.weight };
   }
   fuse(input: FusionInput): tf.Tensor2D {
@@ -282,7 +296,7 @@ export class ToyConcatFuser implements Fuser {
         if (!input.boxes) throw new Error('toy concat: no boxes');
         this.seen.boxes += input.boxes.shape[0];
       }
-      return tf.matMul(tf.concat(parts, 1), this.weight);
+      return tf.matMul(tf.concat(parts, 1), this.trainableVariables().weight!);
     });
   }
   dispose() {
@@ -393,8 +407,8 @@ export const toyFusionPlugin = definePlugin({
     r.add({
       kind: 'promptLearner',
       name: 'toy-prompt',
-      config: z.object({}),
-      useFactory: (_config, res) => new ToyPromptLearner(res.resolve<Encoder>(TOKENS.Encoder), res.resolve<Rng>(TOKENS.Rng)),
+      config: z.object({ conditional: z.boolean().default(false) }),
+      useFactory: (config, res) => new ToyPromptLearner(res.resolve<Encoder>(TOKENS.Encoder), res.resolve<Rng>(TOKENS.Rng), config.conditional),
     });
     r.add({
       kind: 'enhancer',
