@@ -161,7 +161,13 @@ export class ClipPromptDetector implements Detector {
     if (!Number.isInteger(fused) || fused <= 0) {
       throw new CompositionError(`fuser ${this.fuserName} built for ${inputs} returned fused width ${fused}: build() must return a positive integer`);
     }
-    probeFuser(fuser, dims, fused, { name: this.fuserName, inputs, patchTokens: Boolean(this.imageOptions.patchTokens), boxes: Boolean(fuser.needsBoxes) });
+    probeFuser(fuser, dims, fused, {
+      name: this.fuserName,
+      inputs,
+      patchTokens: Boolean(this.imageOptions.patchTokens),
+      hiddenLayers: this.imageOptions.hiddenLayers ?? [],
+      boxes: Boolean(fuser.needsBoxes),
+    });
     return fused;
   }
 

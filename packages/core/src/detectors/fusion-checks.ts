@@ -1,8 +1,9 @@
 /**
  * The assembly-time probe of a fuser: one call with zero inputs of the declared widths (batch of 1), so a
  * fuser whose `build` accepted widths it cannot combine fails now — with the parts and widths named —
- * rather than with a raw tfjs shape error at the first training step. The probe sees no extras and, when
- * the fuser asked for boxes, one box covering the whole image.
+ * rather than with a raw tfjs shape error at the first training step. The probe sees zero patch tokens /
+ * hidden states when some part asked for them, no extras and, when the fuser asked for boxes, one box
+ * covering the whole image.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Fuser, FusionDims } from '../contracts.js';
@@ -17,6 +18,8 @@ export interface ProbeContext {
   /** The inputs and their widths, as words (for messages). */
   inputs: string;
   patchTokens: boolean;
+  /** Hidden layers some part asked for (`[1, 1 + grid², visionWidth]` zeros each). */
+  hiddenLayers: number[];
   boxes: boolean;
 }
 
@@ -29,7 +32,13 @@ export function probeFuser(fuser: Fuser, dims: FusionDims, fusedDim: number, con
       const out = fuser.fuse({
         image,
         enhanced: dims.enhanced.map(({ name, dim }) => ({ name, features: tf.zeros([1, dim]) as tf.Tensor2D })),
-        imageFeatures: { embeds: image, ...(patchTokens ? { patchTokens } : {}) },
+        imageFeatures: {
+          embeds: image,
+          ...(patchTokens ? { patchTokens } : {}),
+          ...(context.hiddenLayers.length
+            ? { hiddenStates: Object.fromEntries(context.hiddenLayers.map((l) => [l, tf.zeros([1, 1 + dims.gridSize ** 2, dims.visionWidth]) as tf.Tensor3D])) }
+            : {}),
+        },
         extras: {},
         ...(context.boxes ? { boxes: tf.tensor3d([[[0, 0, dims.imageSize, dims.imageSize]]]) } : {}),
         imageSize: dims.imageSize,
