@@ -89,8 +89,8 @@ describe('clip-prompt with enhancers and a fuser', () => {
       const enhancer = assembled.container.resolve<ToyMapEnhancer[]>(Symbol.for('dfd.FeatureEnhancers'))[0]!;
       const fuser = assembled.container.resolve<ToyConcatFuser>(Symbol.for('dfd.Fuser'));
       expect(enhancer.seen).toMatchObject({ calls: 4, boxes: 32, patchTokens: 32 });
-      // + 1: the assembly-time probe call (one image of zeros with the declared widths).
-      expect(fuser.seen).toMatchObject({ names: ['toy-map'], boxes: 32 + 1, patchTokens: 32 + 1 });
+      // A fuser that needs boxes is not probed at assembly, so these are exactly the 32 training images.
+      expect(fuser.seen).toMatchObject({ names: ['toy-map'], boxes: 32, patchTokens: 32 });
     } finally {
       assembled.dispose();
     }

@@ -37,7 +37,7 @@ export interface ClipPromptParts {
   /** The enhancers' names (assembly gives their component names); default: their own `name`, else `enhancer<i>`. */
   enhancerNames?: string[];
   fuser?: Fuser;
-  /** The fuser's component name, for messages (default `fuser`). */
+  /** The fuser's component name, for messages (default: its class name). */
   fuserName?: string;
   rng: Rng;
 }
@@ -71,7 +71,8 @@ export class ClipPromptDetector implements Detector {
       );
     }
     this.enhancerNames = parts.enhancerNames ?? enhancers.map((e, i) => e.name || `enhancer${i}`);
-    this.fuserName = parts.fuserName ?? 'fuser';
+    // Assembly passes the component name; a detector built in code falls back to the fuser's class name.
+    this.fuserName = parts.fuserName ?? (parts.fuser?.constructor?.name || 'fuser');
     const embedDim = encoder.info.embedDim;
     this.checkComposition(embedDim);
     const askers = [...enhancers, ...(fuser ? [fuser] : [])];
@@ -166,7 +167,6 @@ export class ClipPromptDetector implements Detector {
       inputs,
       patchTokens: Boolean(this.imageOptions.patchTokens),
       hiddenLayers: this.imageOptions.hiddenLayers ?? [],
-      boxes: Boolean(fuser.needsBoxes),
     });
     return fused;
   }

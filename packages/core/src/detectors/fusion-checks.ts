@@ -2,8 +2,9 @@
  * The assembly-time probe of a fuser: one call with zero inputs of the declared widths (batch of 1), so a
  * fuser whose `build` accepted widths it cannot combine fails now — with the parts and widths named —
  * rather than with a raw tfjs shape error at the first training step. The probe sees zero patch tokens /
- * hidden states when some part asked for them, no extras and, when the fuser asked for boxes, one box
- * covering the whole image.
+ * hidden states when some part asked for them and no extras. A fuser that needs boxes is not probed: how
+ * many regions a batch carries is the loader's setting, unknown here, and a probe with a made-up count
+ * would reject a correct fuser — such a fuser checks the widths in its own `build`.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Fuser, FusionDims } from '../contracts.js';
@@ -20,10 +21,10 @@ export interface ProbeContext {
   patchTokens: boolean;
   /** Hidden layers some part asked for (`[1, 1 + grid², visionWidth]` zeros each). */
   hiddenLayers: number[];
-  boxes: boolean;
 }
 
 export function probeFuser(fuser: Fuser, dims: FusionDims, fusedDim: number, context: ProbeContext): void {
+  if (fuser.needsBoxes) return;
   let shape: number[];
   try {
     shape = tf.tidy(() => {
@@ -40,7 +41,6 @@ export function probeFuser(fuser: Fuser, dims: FusionDims, fusedDim: number, con
             : {}),
         },
         extras: {},
-        ...(context.boxes ? { boxes: tf.tensor3d([[[0, 0, dims.imageSize, dims.imageSize]]]) } : {}),
         imageSize: dims.imageSize,
         training: false,
       });
