@@ -139,7 +139,7 @@ export interface BatchLoader {
   /** Counted skips (corrupt images ...) so far. */
   skipped?(): { count: number; messages: string[] };
   /**
-   * Skips so far by split, subset and reason (e.g. `missing-extra`), for the run's protocol facts and
+   * Skips so far by split, subset and reason (e.g. `no-extras`), for the run's protocol facts and
    * coverage report. Optional; a loader that never leaves samples out by policy may omit it.
    */
   skipCounts?(): SkipCount[];
@@ -149,7 +149,7 @@ export interface BatchLoader {
 export interface SkipCount {
   split: Split;
   subset: string;
-  /** `missing-extra` (opt-in skip of samples without their extra map), `corrupt`, ... */
+  /** `no-extras` (opt-in skip of samples without their extra map), `corrupt`, ... */
   reason: string;
   count: number;
 }

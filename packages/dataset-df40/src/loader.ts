@@ -102,7 +102,7 @@ export class ImageBatchLoader implements BatchLoader {
   }
 
   /** @internal */
-  skip(sample: Sample, message: string, reason = 'unreadable'): void {
+  skip(sample: Sample, message: string, reason = 'corrupt'): void {
     const key = JSON.stringify([sample.split, sample.subset, reason]);
     let ids = this.skippedSamples.get(key);
     if (!ids) this.skippedSamples.set(key, (ids = new Set()));
@@ -206,7 +206,7 @@ class ImageBatchSource implements BatchSource {
       const path = extraPath(sample, key);
       if (!path) {
         const where = sample.extras?.[key] ? `its '${key}' file ${sample.extras[key]} does not exist` : `it has no '${key}' extra (configure the dataset's extras.${key})`;
-        this.loader.skip(sample, `sample ${sample.id} (${sample.split}, ${sample.subset}): ${where}`, 'missing-extra');
+        this.loader.skip(sample, `sample ${sample.id} (${sample.split}, ${sample.subset}): ${where}`, 'no-extras');
         return undefined;
       }
       try {

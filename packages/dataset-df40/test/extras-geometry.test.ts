@@ -186,8 +186,8 @@ describe('a sample without its map', () => {
     expect(kept).toEqual([sample.id, sample.id]);
     // Each sample counted once, however often it was skipped.
     expect(loader.skipCounts().sort((a, b) => a.subset.localeCompare(b.subset))).toEqual([
-      { split: 'test', subset: 'heygen', reason: 'missing-extra', count: 2 },
-      { split: 'test', subset: 'stargan', reason: 'missing-extra', count: 2 },
+      { split: 'test', subset: 'heygen', reason: 'no-extras', count: 2 },
+      { split: 'test', subset: 'stargan', reason: 'no-extras', count: 2 },
     ]);
     expect(tf.memory().numTensors).toBeGreaterThanOrEqual(0);
   });

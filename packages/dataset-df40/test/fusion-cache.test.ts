@@ -169,9 +169,9 @@ describe('test frames without their map', () => {
 
       const lenient = await runExperiment(experiment('lenient', { cacheDir: join(base, 'strict-cache'), inner: { missingExtras: { eval: 'skip' } } }));
       expect(lenient.status).toBe('finished');
-      expect(lenient.test!.protocol).toMatchObject({ test_skipped_missing_extra: 1, test_skipped_missing_extra_subsets: `${victim.subset}:1` });
+      expect(lenient.test!.protocol).toMatchObject({ test_skipped_no_extras: 1, test_skipped_no_extras_subsets: `${victim.subset}:1` });
       const report = JSON.parse(readFileSync(join(lenient.runDir, 'report.json'), 'utf8'));
-      expect(JSON.stringify(report)).toContain('"test_skipped_missing_extra":1');
+      expect(JSON.stringify(report)).toContain('"test_skipped_no_extras":1');
       const scored = readFileSync(join(lenient.runDir, 'test-scores.csv'), 'utf8').trim().split('\n').length - 1;
       expect(scored).toBe(Number(listed) - 1);
     } finally {

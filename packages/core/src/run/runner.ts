@@ -149,7 +149,7 @@ async function listSamples(assembled: AssembledExperiment, experiment: ResolvedE
 
 /**
  * The loader's policy skips of evaluation splits as protocol facts of the test report, e.g.
- * `test_skipped_missing_extra: 3` and `test_skipped_missing_extra_subsets: "heygen:2, stargan:1"`.
+ * `test_skipped_no_extras: 3` and `test_skipped_no_extras_subsets: "heygen:2, stargan:1"`.
  */
 export function skipFacts(counts: SkipCount[], splits: Split[]): Record<string, string | number> {
   const facts: Record<string, string | number> = {};
