@@ -220,7 +220,13 @@ export function readTorchTensor(buf: Buffer, where: string): { shape: number[]; 
   const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
   const byteorder = entries.get(`${prefix}byteorder`);
   if (byteorder && entryData(buf, byteorder).toString().trim() !== 'little') throw new TorchPtError(`${where} was saved big-endian; re-save it on a little-endian machine`);
-  const value = unpickle(entryData(buf, entries.get(pkl)!), where);
+  let value: unknown;
+  try {
+    value = unpickle(entryData(buf, entries.get(pkl)!), where);
+  } catch (error) {
+    if (error instanceof TorchPtError) throw error;
+    throw new TorchPtError(`${where}: damaged or unsupported pickle (${(error as Error).message}); only a single float tensor saved with torch.save can be imported`);
+  }
   if (!(value instanceof TensorRef)) {
     const what = value instanceof Map ? 'a dict' : Array.isArray(value) ? 'a list or tuple' : `a ${typeof value}`;
     throw new TorchPtError(`${where} holds ${what}, not one tensor; save the map alone with torch.save(map_tensor)`);
