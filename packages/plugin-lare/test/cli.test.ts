@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PluginRegistry, UsageError, type CliIO } from '@dfd/core';
-import { ExtrasStore, loadExtra } from '@dfd/dataset-df40';
+import { ensureBackend, PluginRegistry, UsageError, type CliIO, type Sample } from '@dfd/core';
+import { ExtrasStore, FolderConfigSchema, ImageBatchLoader, loadExtra } from '@dfd/dataset-df40';
 import larePluginDefault, { lareCommand } from '../src/index.js';
 import { openSdOnnx } from '../src/stage1/sd-model.js';
 import { FIXTURES, IMAGES, NOISE, TINY_SD, reference, relativeError, type Cases } from './helpers.js';
@@ -141,6 +141,28 @@ describe('dfd lare extract', () => {
     await copyFile(images[0]!, moved);
     expect((await loadExtra(store, 'lare', moved)).data).toEqual(expected);
     await expect(loadExtra(store, 'lare', join(dir, 'imgs/corrupt.jpg'))).rejects.toThrow(/no 'lare' map .*dfd lare extract/);
+  });
+});
+
+describe('datasets: extras: { lare: { root } } on a store', () => {
+  it('the config accepts a store root without ext, and the image loader batches the store maps', async () => {
+    const parsed = FolderConfigSchema.parse({ root: dir, extras: { lare: { root: join(dir, 'labels-a') } } });
+    expect(parsed.extras.lare).toEqual({ root: join(dir, 'labels-a') });
+    await ensureBackend();
+    const expected = await allMaps(join(dir, 'labels-a'));
+    // What the listing gives a sample when extras.lare has no ext: the store root.
+    const samples: Sample[] = images.slice(0, 3).map((path, i) => ({
+      id: `s${i}`, path, label: 0, subset: 'x', split: 'train', videoId: `x/v${i}`, extras: { lare: join(dir, 'labels-a') },
+    }));
+    const loader = new ImageBatchLoader({ size: 32, logSkips: false });
+    const source = loader.create(samples, { split: 'train', batchSize: 3, shuffle: false, augment: false, seed: 1, needs: { pixels: true, features: false, extras: ['lare'], boxes: false } });
+    for await (const batch of source.batches(0)) {
+      const lare = batch.extras!.lare!;
+      expect(lare.shape).toEqual([3, 4, 8, 8]);
+      const data = (await lare.data()) as Float32Array;
+      images.slice(0, 3).forEach((p, i) => expect(Array.from(data.subarray(i * 256, (i + 1) * 256))).toEqual(Array.from(expected.get(p)!)));
+      batch.dispose();
+    }
   });
 });
 
