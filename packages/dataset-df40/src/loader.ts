@@ -17,6 +17,7 @@ import { existsSync } from 'node:fs';
 import { ensureBackend, rngFor, tf, type Batch, type BatchLoader, type BatchSource, type BatchSourceOptions, type FaceBox, type Sample, type SkipCount, type Split } from '@dfd/core';
 import { boxesToArray, templateBoxes } from './boxes.js';
 import { loadExtra, type ExtraArray } from './extras.js';
+import { extrasStoreAt, isExtrasStore, type ExtrasStore } from './extra-store.js';
 import { hwcToChw, normalizationOf } from './image/normalize.js';
 import { transformMap } from './image/extras-geometry.js';
 import { imageInfo, transformImage } from './image/pipeline.js';
@@ -47,6 +48,8 @@ export class ImageBatchLoader implements BatchLoader {
   private readonly listeners: SkipListener[] = [];
   /** Samples left out, by `split/subset/reason` (each sample once, however many epochs skip it). */
   private readonly skippedSamples = new Map<string, Set<string>>();
+  /** Extras stores by root (null: the path is a plain file), opened once. */
+  private readonly stores = new Map<string, Promise<ExtrasStore> | null>();
 
   constructor(config: LoaderConfigInput = {}) {
     this.config = LoaderConfigSchema.parse(config);
@@ -71,9 +74,27 @@ export class ImageBatchLoader implements BatchLoader {
     return new ImageBatchSource(this, samples, options);
   }
 
-  /** Policy `error`: every missing extra file of the split is reported at once, before any batch is made. */
+  /** @internal The missing-extras policy of a split. */
+  missingPolicy(split: Split): 'error' | 'skip' {
+    return split === 'train' ? this.config.missingExtras.train : this.config.missingExtras.eval;
+  }
+
+  /** @internal True when `path` is an extras store (dfd lare) that holds no map for the sample's image. */
+  async storeLacks(path: string, sample: Sample): Promise<boolean> {
+    let store = this.stores.get(path);
+    if (store === undefined) {
+      store = isExtrasStore(path) ? extrasStoreAt(path) : null;
+      this.stores.set(path, store);
+    }
+    return store !== null && !(await (await store).find(sample.path));
+  }
+
+  /**
+   * Policy `error`: every missing extra file of the split is reported at once, before any batch is made.
+   * Maps inside an extras store are looked up (by path or content hash) when their batch is made.
+   */
   private checkExtras(samples: Sample[], options: BatchSourceOptions): void {
-    const policy = options.split === 'train' ? this.config.missingExtras.train : this.config.missingExtras.eval;
+    const policy = this.missingPolicy(options.split);
     if (policy !== 'error' || options.needs.extras.length === 0) return;
     for (const key of options.needs.extras) {
       const missing = samples.filter((sample) => !extraPath(sample, key));
@@ -204,13 +225,26 @@ class ImageBatchSource implements BatchSource {
     }
     for (const key of needs.extras) {
       const path = extraPath(sample, key);
-      if (!path) {
-        const where = sample.extras?.[key] ? `its '${key}' file ${sample.extras[key]} does not exist` : `it has no '${key}' extra (configure the dataset's extras.${key})`;
-        this.loader.skip(sample, `sample ${sample.id} (${sample.split}, ${sample.subset}): ${where}`, 'no-extras');
+      const missing = !path
+        ? sample.extras?.[key]
+          ? `its '${key}' file ${sample.extras[key]} does not exist`
+          : `it has no '${key}' extra (configure the dataset's extras.${key})`
+        : (await this.loader.storeLacks(path, sample))
+          ? `the '${key}' extras store ${path} has no map for it (by path or content hash)`
+          : undefined;
+      if (missing) {
+        const message = `${this.options.split} sample ${sample.path} (subset ${sample.subset}): ${missing}`;
+        if (this.loader.missingPolicy(this.options.split) === 'error') {
+          throw new MissingExtraError(
+            `${message}. Compute its '${key}' map (for LaRE: dfd lare extract; dfd lare verify lists what a store lacks), or set the loader option ` +
+              `\`missingExtras: { ${this.options.split === 'train' ? 'train' : 'eval'}: 'skip' }\` to leave such samples out (counted in the report).`,
+          );
+        }
+        this.loader.skip(sample, message, 'no-extras');
         return undefined;
       }
       try {
-        const extra = await this.loader.run(() => loadExtra(path, key));
+        const extra = await this.loader.run(() => loadExtra(path!, key, sample.path)); // defined: `missing` covers !path
         prepared.extras[key] = plan && (this.loader.config.extraGeometry[key] ?? 'image') === 'image' ? transformMap(extra, plan) : extra;
       } catch (error) {
         this.loader.skip(sample, `extra '${key}' ${path}: ${(error as Error).message}`);
