@@ -202,3 +202,42 @@ describe('a sample without its map', () => {
     void unlinkSync;
   });
 });
+
+describe('an extras store (dfd lare) lacking a map', () => {
+  test("counts as missing: an error for test by default when its batch is made, a counted skip with missingExtras.eval 'skip'; present maps follow the geometry", async () => {
+    const { createHash } = await import('node:crypto');
+    const { readFile } = await import('node:fs/promises');
+    const store = join(dir, 'store');
+    await mkdir(store, { recursive: true });
+    const map = (await import('@dfd/core')).SafetensorsFile;
+    const file = await map.open(sample.extras!.coords!);
+    const { data } = await file.readFloat32('coords');
+    await file.close();
+    await writeSafetensors(join(store, 'part-0.safetensors'), { coords: { shape: [1, 2, MAP_H, MAP_W], data } });
+    const sha = createHash('sha256').update(await readFile(sample.path)).digest('hex');
+    const index = { format: 'dfd-extras-store/1', tensor: 'coords', shape: [2, MAP_H, MAP_W], settings: {}, parts: ['part-0.safetensors'], entries: [[sample.path, sha, 0, 0]], skipped: [] };
+    await writeFile(join(store, 'index.json'), JSON.stringify(index));
+    const other = join(dir, 'other.png');
+    await writeFile(other, await sharp({ create: { width: W, height: H, channels: 3, background: { r: 9, g: 9, b: 9 } } }).png().toBuffer());
+    const samples: Sample[] = [
+      { ...sample, split: 'test', extras: { coords: store } },
+      { ...sample, id: other, path: other, subset: 'heygen', split: 'test', extras: { coords: store } },
+    ];
+    const opts: BatchSourceOptions = { ...options(false), split: 'test', batchSize: 2 };
+    const strict = new ImageBatchLoader({ ...loaderConfig, logSkips: false });
+    const run = async (loader: ImageBatchLoader) => {
+      const out: Array<{ ids: string[]; pixels: number[]; coords: number[] }> = [];
+      for await (const batch of loader.create(samples, opts).batches(0)) {
+        out.push({ ids: batch.samples.map((s) => s.id), pixels: Array.from(batch.pixels!.dataSync()), coords: Array.from(batch.extras!.coords!.dataSync()) });
+        batch.dispose();
+      }
+      return out;
+    };
+    await expect(run(strict)).rejects.toThrow(new RegExp(`test sample ${other} \\(subset heygen\\): the 'coords' extras store .* has no map for it.*missingExtras: \\{ eval: 'skip' \\}`));
+    const lenient = new ImageBatchLoader({ ...loaderConfig, logSkips: false, missingExtras: { eval: 'skip' } });
+    const [only] = await run(lenient);
+    expect(only!.ids).toEqual([sample.id]);
+    expect(misalignment(only!.pixels, only!.coords)).toBeLessThan(2);
+    expect(lenient.skipCounts()).toEqual([{ split: 'test', subset: 'heygen', reason: 'no-extras', count: 1 }]);
+  });
+});
