@@ -144,24 +144,37 @@ export interface BackendReport {
   tried: BackendSelection['tried'];
   /** What decides the numbers besides the code: thread count and determinism settings. */
   settings: Record<string, string>;
+  /** Facts a run records with its protocol (report.json), so its numbers can be reproduced and compared. */
+  protocolFacts: Record<string, string | number | boolean>;
   /** A next step for the user, when a faster backend is within reach. */
   hint?: string;
 }
 
-/** The selection with the settings a run records as protocol facts (`dfd.backend.*` tags). */
+/**
+ * What a run on this backend can promise. On `tensorflow`, a run is deterministic for a fixed thread
+ * count (an exact resume is bit-identical), but it is not batch-invariant: Eigen evaluates exp, sigmoid
+ * and softmax in SIMD packets with a scalar tail, and the two round differently, so one image's score can
+ * differ by a float32 rounding step (~1e-7 relative) depending on the batch it was scored in. wasm and
+ * cpu give the same bits whatever the batch.
+ */
 export function describeBackend(selection: BackendSelection): BackendReport {
   const settings: Record<string, string> = {};
+  const protocolFacts: Record<string, string | number | boolean> = { backend: selection.name };
   if (selection.name === 'tensorflow') {
-    settings.intraOpThreads = process.env.TF_NUM_INTRAOP_THREADS ?? `${availableParallelism()} (all cores; pin with TF_NUM_INTRAOP_THREADS)`;
-    settings.deterministicOps = process.env.TF_DETERMINISTIC_OPS ?? '0';
+    const threads = Number(process.env.TF_NUM_INTRAOP_THREADS) || availableParallelism();
     settings.package = selection.tried.find((t) => t.outcome === 'selected')?.name ?? '';
-  } else if (selection.name === 'wasm') {
+    settings.intraOpThreads = process.env.TF_NUM_INTRAOP_THREADS ? String(threads) : `${threads} (all cores; pin with TF_NUM_INTRAOP_THREADS)`;
+    settings.deterministicOps = process.env.TF_DETERMINISTIC_OPS ?? '0';
+    settings.batchInvariant = 'no: a score may differ by ~1e-7 relative with the batch it is computed in';
+    Object.assign(protocolFacts, { backend_intra_op_threads: threads, backend_batch_invariant: false });
+  } else {
     settings.threads = '1';
+    settings.batchInvariant = 'yes';
   }
   const hint =
     selection.name === 'tensorflow'
       ? undefined
       : 'The native backend trains ~10x faster: `npx dfd backend install tensorflow` (or `npm install @tensorflow/tfjs-node` ' +
         "where Google's storage is reachable).";
-  return { name: selection.name, tried: selection.tried, settings, ...(hint ? { hint } : {}) };
+  return { name: selection.name, tried: selection.tried, settings, protocolFacts, ...(hint ? { hint } : {}) };
 }
