@@ -11,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  defaultCacheDir, ensureWheel, extractLibtensorflow, layoutFor, LIBTENSORFLOW_VERSION, prepareLinkLibraries, WHEELS,
+  checkGivenWheel, defaultCacheDir, ensureWheel, extractLibtensorflow, layoutFor, LIBTENSORFLOW_VERSION, prepareLinkLibraries, WHEELS,
   type TensorflowVariant,
 } from './libtensorflow.js';
 import { buildAddon, installTfjsNodePackage, layoutDeps, projectOfCoreTfjs, tfjsNodePackage, verifyTfjsNode, TFJS_NODE_VERSION } from './tfjs-node-addon.js';
@@ -54,6 +54,7 @@ export async function installTensorflowBackend(options: InstallTensorflowOptions
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const cacheDir = options.cacheDir ?? defaultCacheDir(env);
   checkPlatform();
+  if (options.wheel) await checkGivenWheel(options.wheel, variant);
   const layout = layoutFor(cacheDir, variant);
   const wheelCached = existsSync(join(cacheDir, 'wheels', WHEELS[variant].filename));
   const needs: ToolName[] = ['npm', 'node-gyp', 'python3', 'c++', 'cc', 'make', 'nm'];

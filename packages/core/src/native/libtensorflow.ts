@@ -79,6 +79,18 @@ export async function sha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** A wheel the user passed must be exactly PyPI's file (checked before any tool is looked for). */
+export async function checkGivenWheel(wheel: string, variant: TensorflowVariant): Promise<string> {
+  const spec = WHEELS[variant];
+  const given = resolve(wheel);
+  if (!existsSync(given)) throw new NativeInstallError(`--wheel ${given}: no such file`);
+  const digest = await sha256(given);
+  if (digest !== spec.sha256) {
+    throw new NativeInstallError(`--wheel ${given}: sha256 ${digest} is not PyPI's ${spec.filename} (${spec.sha256}); pass that exact file`);
+  }
+  return given;
+}
+
 export interface WheelOptions {
   cacheDir: string;
   variant: TensorflowVariant;
@@ -96,12 +108,7 @@ export async function ensureWheel(options: WheelOptions): Promise<string> {
   const cached = join(wheelsDir, spec.filename);
   mkdirSync(wheelsDir, { recursive: true });
   if (options.wheel) {
-    const given = resolve(options.wheel);
-    if (!existsSync(given)) throw new NativeInstallError(`--wheel ${given}: no such file`);
-    const digest = await sha256(given);
-    if (digest !== spec.sha256) {
-      throw new NativeInstallError(`--wheel ${given}: sha256 ${digest} is not PyPI's ${spec.filename} (${spec.sha256}); pass that exact file`);
-    }
+    const given = await checkGivenWheel(options.wheel, options.variant);
     if (given !== cached) copyFileSync(given, cached);
     return cached;
   }
