@@ -14,7 +14,7 @@
  * one step at a time, each skipped when its output is already there: a second install is offline.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { extractMember, listZip } from './zip.js';
@@ -216,9 +216,12 @@ export async function prepareLinkLibraries(
   log(`  stub library: ${symbols.length} CPython symbols`);
   const source = join(layout.libDir, 'dfd_pystub.c');
   writeFileSync(source, stubSource(symbols));
-  await runTool(tools.cc, ['-shared', '-fPIC', '-O1', `-Wl,-soname,${STUB_LIBRARY}`, '-o', stub, source], {
+  // Built under a private name and renamed: two installs running at once never see a half-written stub.
+  const partial = `${stub}.${process.pid}.partial`;
+  await runTool(tools.cc, ['-shared', '-fPIC', '-O1', `-Wl,-soname,${STUB_LIBRARY}`, '-o', partial, source], {
     cwd: layout.libDir, env, log, what: 'compiling the CPython stub library',
   });
+  renameSync(partial, stub);
   // `-l:` keeps the bare file names in the addon's DT_NEEDED, found at run time through its rpath.
   writeFileSync(script, `/* dfd: -ltensorflow = TensorFlow's C API library plus the CPython stub it needs to load */\nINPUT(-l:${STUB_LIBRARY} -l:_pywrap_tensorflow_internal.so)\n`);
   rmSync(frameworkLink, { force: true });

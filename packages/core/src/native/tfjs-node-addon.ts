@@ -4,7 +4,7 @@
  * the wheel's libtensorflow.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { RUNTIME_LIBRARIES, type LibtensorflowLayout, type TensorflowVariant } from './libtensorflow.js';
@@ -131,7 +131,8 @@ export async function buildAddon(build: AddonBuild): Promise<string> {
     const built = join(build.packageDir, 'build', 'Release', 'tfjs_binding.node');
     if (!existsSync(built)) throw new NativeInstallError(`node-gyp finished but ${built} is missing`);
     mkdirSync(dirname(cached), { recursive: true });
-    copyFileSync(built, cached);
+    copyFileSync(built, `${cached}.${process.pid}.partial`);
+    renameSync(`${cached}.${process.pid}.partial`, cached);
   } else {
     build.log(`  addon: cached ${cached}`);
   }
