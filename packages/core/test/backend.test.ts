@@ -5,7 +5,8 @@
  */
 import { createRequire } from 'node:module';
 import { describe, expect, test } from 'vitest';
-import { describeBackend, selectBackend, tf, type ModuleLoader } from '@dfd/core';
+import { cliMain, describeBackend, selectBackend, tf, type ModuleLoader } from '@dfd/core';
+import { captureIo } from './support/capture-io.js';
 
 const missing = (specifier: string) =>
   Object.assign(new Error(`Cannot find package '${specifier}'`), { code: 'ERR_MODULE_NOT_FOUND' });
@@ -100,6 +101,19 @@ describe('backend picker', () => {
     expect(native.protocolFacts.backend_intra_op_threads).toBeGreaterThan(0);
     expect(native.settings.package).toBe('@tensorflow/tfjs-node');
     expect(native.hint).toBeUndefined();
+  });
+
+  test('`dfd backend` prints the backend a run will use and why, as text and as JSON', async () => {
+    const text = captureIo();
+    expect(await cliMain(['backend'], { ...text.io, cwd: process.cwd(), env: { DFD_BACKEND: 'wasm' } })).toBe(0);
+    expect(text.out()).toMatch(/^backend: wasm \(DFD_BACKEND=wasm\)\n\s+wasm\s+selected\n/);
+    expect(text.out()).toMatch(/dfd backend install tensorflow/);
+    const json = captureIo();
+    expect(await cliMain(['backend', '--json'], { ...json.io, cwd: process.cwd(), env: {} })).toBe(0);
+    const report = JSON.parse(json.out());
+    expect(report.name).toBe(nativeInstalled ? 'tensorflow' : 'wasm');
+    expect(report.tried.at(-1)).toEqual({ name: nativeInstalled ? '@tensorflow/tfjs-node' : 'wasm', outcome: 'selected' });
+    expect(report.protocolFacts.backend).toBe(report.name);
   });
 
   test('cpu can be forced and unknown names are rejected', async () => {
