@@ -154,7 +154,9 @@ describe('datasets: extras: { lare: { root } } on a store', () => {
     const samples: Sample[] = images.slice(0, 3).map((path, i) => ({
       id: `s${i}`, path, label: 0, subset: 'x', split: 'train', videoId: `x/v${i}`, extras: { lare: join(dir, 'labels-a') },
     }));
-    const loader = new ImageBatchLoader({ size: 32, logSkips: false });
+    // Store lookup only: geometry 'none' keeps the stored values (the loader otherwise crops/flips maps with the
+    // image, see dataset-df40's extras-geometry.test.ts).
+    const loader = new ImageBatchLoader({ size: 32, logSkips: false, extraGeometry: { lare: 'none' } });
     const source = loader.create(samples, { split: 'train', batchSize: 3, shuffle: false, augment: false, seed: 1, needs: { pixels: true, features: false, extras: ['lare'], boxes: false } });
     for await (const batch of source.batches(0)) {
       const lare = batch.extras!.lare!;
