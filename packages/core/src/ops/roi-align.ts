@@ -165,3 +165,49 @@ export function roiAlign(features: tf.Tensor4D, boxes: tf.Tensor3D | ArrayLike<n
     return pooled.reshape([batch, regions, resolved.outputSize[0], resolved.outputSize[1], channels]);
   });
 }
+
+export interface RegionPoolingOptions {
+  outputSize: number;
+  spatialScale: number;
+  samplingRatio?: number;
+  /** `mean`: one row per image, the mean over its present regions; `concat`: one row per region. */
+  aggregate: 'mean' | 'concat';
+  /** Names the caller in error messages. */
+  who?: string;
+}
+
+/** A box is present when it has area (x2 > x1 and y2 > y1); loaders use zero boxes for missing regions. */
+export function boxPresent(values: ArrayLike<number>, k: number): boolean {
+  return values[k * 4 + 2]! > values[k * 4]! && values[k * 4 + 3]! > values[k * 4 + 1]!;
+}
+
+/**
+ * The `[B, rows, H·W]` matrix taking a flattened `[B, H·W, C]` feature map to region features: RoI Align
+ * (aligned, bilinear) over each box followed by the mean over its bins, then either one row per region
+ * (`concat`; an absent region's row is zero) or one row per image averaging its present regions (`mean`; zero
+ * when none is present). Boxes `[B, R, 4]` must have `expectedRegions` regions.
+ */
+export function regionPoolingWeights(boxes: tf.Tensor3D, expectedRegions: number, height: number, width: number, options: RegionPoolingOptions): tf.Tensor3D {
+  const who = options.who ?? 'regionPoolingWeights';
+  const [batch, regions] = boxes.shape;
+  if (regions !== expectedRegions || boxes.shape[2] !== 4) {
+    throw new Error(`${who}: the batch has boxes [${boxes.shape.join(', ')}] but the config says regions: ${expectedRegions}; set regions to ${regions}`);
+  }
+  const values = boxes.dataSync();
+  const resolved = resolveOptions({ outputSize: options.outputSize, spatialScale: options.spatialScale, samplingRatio: options.samplingRatio, aligned: true, pool: 'mean' });
+  const area = height * width;
+  const mean = options.aggregate === 'mean';
+  const out = new Float32Array(batch * (mean ? 1 : regions) * area);
+  for (let b = 0; b < batch; b++) {
+    const present = Array.from({ length: regions }, (_, r) => b * regions + r).filter((k) => boxPresent(values, k));
+    for (const k of present) {
+      const box = Array.from(values.subarray(k * 4, k * 4 + 4));
+      if (!box.every(Number.isFinite)) throw new Error(`${who}: box ${k % regions} of image ${b} is not finite: [${box.join(', ')}]`);
+      const row = roiAlignBoxWeights(box, height, width, resolved);
+      const offset = (mean ? b : k) * area;
+      const scale = mean ? 1 / present.length : 1;
+      for (let i = 0; i < area; i++) out[offset + i]! += row[i]! * scale;
+    }
+  }
+  return tf.tensor3d(out, [batch, mean ? 1 : regions, area]);
+}
