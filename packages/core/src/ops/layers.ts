@@ -36,6 +36,24 @@ export class ParameterSet {
   }
 }
 
+/**
+ * `a · b` for 2-D tensors whose gradient also avoids transposed-operand matMuls: tfjs' own matMul gradient
+ * computes `dy · bᵀ` and `aᵀ · dy` with transpose flags, which the wasm backend runs on a slow path (≈ 10–19×
+ * the plain product, shared/reference/measured.md); here the operands are transposed explicitly instead.
+ * Same values as `tf.matMul` (the same products, in the same order).
+ */
+export const matMulPlainGrad = tf.customGrad(((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [a, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
+    },
+  };
+}) as Parameters<typeof tf.customGrad>[0]) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
 export type LinearInit = 'torch' | 'xavier' | 'zeros';
 
 /** A fully connected layer `y = x·W + b` with `W` `[in, out]`. */
@@ -68,7 +86,7 @@ export class Linear {
   apply(x: tf.Tensor): tf.Tensor {
     const lead = x.shape.slice(0, -1);
     const flat = x.rank === 2 ? x : x.reshape([-1, this.inDim]);
-    let y = tf.matMul(flat as tf.Tensor2D, this.weight as tf.Tensor2D);
+    let y: tf.Tensor = matMulPlainGrad(flat as tf.Tensor2D, this.weight as tf.Tensor2D);
     if (this.bias) y = tf.add(y, this.bias);
     return x.rank === 2 ? y : y.reshape([...lead, this.outDim]);
   }
