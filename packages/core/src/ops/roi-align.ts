@@ -9,6 +9,9 @@
  * respect to the features given by tfjs' matMul gradient. Averaging the bins of a region (global average pooling
  * of the aligned region, as RoI heads do) is the mean of its rows, so `pool: 'mean'` costs one row per region.
  *
+ * The matrix is dense (`R·oh·ow × H·W` floats per image): cheap on patch grids (16×16) and a few face regions,
+ * not meant for detection-sized maps with hundreds of RoIs (use `pool: 'mean'`, one row per box, there).
+ *
  * Boxes are `[B, R, 4]` (x1, y1, x2, y2) per image: the `R` regions of image `b` are pooled from image `b`
  * (torchvision's `[K, 5]` rois with batch index, with a fixed number of regions per image).
  */
