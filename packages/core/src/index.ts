@@ -37,3 +37,5 @@ export { discoverPlugins } from './cli/discover.js';
 export { loadExperimentFile, applyOverrides } from './cli/commands/run.js';
 export * from './evaluation/index.js';
 export * from './features/index.js';
+export * from './ops/roi-align.js';
+export * from './ops/layers.js';

@@ -1,11 +1,14 @@
 /**
  * @dfd/plugin-lare: LaRE² — stage 1 (latent reconstruction error maps from Stable Diffusion on onnxruntime,
- * `dfd lare extract|merge|verify|import`) and stage 2 (the modules that consume the maps).
+ * `dfd lare extract|merge|verify|import`) and stage 2 (the `lare-egre`, `lare-mlp` and `lare-roi`
+ * FeatureEnhancers that consume the maps, src/stage2/).
  */
 import { definePlugin } from '@dfd/core';
 import { lareCommand } from './cli/lare-command.js';
+import { registerStage2 } from './stage2/index.js';
 
 export * from './stage1/index.js';
+export * from './stage2/index.js';
 export { lareCommand } from './cli/lare-command.js';
 
 export const larePlugin = definePlugin({
@@ -13,6 +16,7 @@ export const larePlugin = definePlugin({
   version: '0.1.0',
   register(registrar) {
     registrar.command(lareCommand);
+    registerStage2(registrar);
   },
 });
 
