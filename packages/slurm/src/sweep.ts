@@ -45,7 +45,7 @@ import {
 } from '@dfd/core';
 
 export interface SweepConfiguration {
-  /** Readable and filesystem-safe: `lr=0.01_epochs=2`. */
+  /** Readable, filesystem-safe and a valid experiment name: `lr-0.01_epochs-2`. */
   name: string;
   /** `--set` assignments of this configuration. */
   sets: string[];
@@ -74,9 +74,9 @@ export function expandGrid(grids: string[]): SweepConfiguration[] {
     const values = grid.slice(eq + 1).split(',').filter((v) => v !== '');
     if (!values.length) throw new UsageError(`--grid ${key} has no values`);
     const short = key.split('.').pop()!;
-    configs = configs.flatMap((c) => values.map((v) => ({ parts: [...c.parts, `${short}=${v}`], sets: [...c.sets, `${key}=${v}`] })));
+    configs = configs.flatMap((c) => values.map((v) => ({ parts: [...c.parts, `${short}-${v}`], sets: [...c.sets, `${key}=${v}`] })));
   }
-  const named = configs.map((c) => ({ name: c.parts.join('_').replace(/[^A-Za-z0-9._=+-]/g, '-'), sets: c.sets }));
+  const named = configs.map((c) => ({ name: c.parts.join('_').replace(/[^A-Za-z0-9._-]/g, '-'), sets: c.sets }));
   const names = new Set(named.map((c) => c.name));
   if (names.size !== named.length) throw new UsageError('two grid configurations get the same name; give the grid keys distinct last segments');
   return named;
