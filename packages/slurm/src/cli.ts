@@ -32,6 +32,15 @@ const USAGE = `dfd slurm <command> ...   (Slurm job arrays for long dfd commands
 
 dfd slurm <command> --help for each. Job records live in $DFD_SLURM_DIR (default ./.dfd-slurm).`;
 
+/**
+ * Children are named `<name>.<configuration>`; a tracker that files runs under the experiment's name (MLflow)
+ * would put each child in an experiment of its own, away from the parent. Unless the user chose one, every
+ * run of the sweep goes to the sweep's experiment.
+ */
+function mlflowExperiment(name: string): string {
+  return `export MLFLOW_EXPERIMENT_NAME="\${MLFLOW_EXPERIMENT_NAME:-${name}}"`;
+}
+
 async function launchSweep(args: string[], io: CliIO): Promise<number> {
   const flags = parseLaunchFlags(args, ['grid', 'set', 'runs-dir']);
   if (flags.rest.length !== 1 || flags.rest[0]!.startsWith('--')) {
@@ -50,7 +59,7 @@ async function launchSweep(args: string[], io: CliIO): Promise<number> {
     resources: flags.resources,
     setup: flags.setup,
     notes: [`dfd slurm sweep: configuration $SLURM_ARRAY_TASK_ID of ${n}, child of ${sweep.dir}`, ...sweep.configurations.map((c, k) => `  ${k}: ${c.sets.join(' ')}`)],
-    body: [`exec ${commandLine([...dfd, 'slurm', 'sweep-task', sweep.dir, { raw: '"$SLURM_ARRAY_TASK_ID"' }])}`],
+    body: [mlflowExperiment(sweep.name), `exec ${commandLine([...dfd, 'slurm', 'sweep-task', sweep.dir, { raw: '"$SLURM_ARRAY_TASK_ID"' }])}`],
   });
   const { gres: _gres, cpus: _cpus, ...summaryResources } = flags.resources;
   const afterText = renderScript({
@@ -60,7 +69,7 @@ async function launchSweep(args: string[], io: CliIO): Promise<number> {
     resources: summaryResources,
     setup: flags.setup,
     notes: ['dfd slurm sweep: ranks the children on validation; submitted with --dependency=afterok:<array job>'],
-    body: [`exec ${commandLine([...dfd, 'slurm', 'sweep-summary', sweep.dir])}`],
+    body: [mlflowExperiment(sweep.name), `exec ${commandLine([...dfd, 'slurm', 'sweep-summary', sweep.dir])}`],
   });
   const arrayScript = join(dir, 'array.sbatch');
   const afterScript = join(dir, 'after.sbatch');

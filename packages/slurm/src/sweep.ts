@@ -125,6 +125,9 @@ export async function createSweepParent(experimentPath: string, sets: string[], 
   });
   recording.unsubscribe();
   writeFileSync(join(parent.dir, 'sweep.json'), `${JSON.stringify(sweep, null, 2)}\n`);
+  // The parent exists in the trackers (MLflow) before any task starts: tasks running at once in separate
+  // processes would otherwise each create a placeholder parent of their own.
+  await mirrorParent(parent.dir, parent.runId, experiment.name, await parentTrackers(sweep, io), io);
   return { ...sweep, dir: parent.dir };
 }
 
@@ -192,19 +195,22 @@ async function parentTrackers(sweep: SweepFile, io: CliIO): Promise<Tracker[]> {
   return resolveSlots(experiment, registry).tracking.map((slot) => instantiateComponent<Tracker>(container, registry, 'tracker', slot.use, slot.config));
 }
 
-/** Replays the parent's whole record to its trackers (they are idempotent: a run already there is continued). */
+/**
+ * Replays the parent's record so far to its trackers. Trackers are idempotent (the MLflow one finds the run by
+ * its dfd.runId and continues it), so this runs at submission (run-start) and again after the summary (all).
+ */
 async function mirrorParent(dir: string, runId: string, experiment: string, trackers: Tracker[], io: CliIO): Promise<void> {
   const events = new Subject<RunEvent>();
   for (const tracker of trackers) {
     try {
       await tracker.attach(events.asObservable(), { runId, experiment, runDir: dir });
     } catch (error) {
-      io.stderr.write(`sweep summary: tracker ${tracker.name} not attached: ${(error as Error).message}\n`);
+      io.stderr.write(`sweep parent: tracker ${tracker.name} not attached: ${(error as Error).message}\n`);
     }
   }
   for (const event of readEvents(dir)) events.next(event);
   events.complete();
-  for (const tracker of trackers) await tracker.close().catch((error: Error) => io.stderr.write(`sweep summary: tracker ${tracker.name}: ${error.message}\n`));
+  for (const tracker of trackers) await tracker.close().catch((error: Error) => io.stderr.write(`sweep parent: tracker ${tracker.name}: ${error.message}\n`));
 }
 
 /** The summary job: rank on validation, record the choice on the parent, end the parent run. */

@@ -1,4 +1,5 @@
-/** Polling a launch until Slurm has finished with it (the follow-up job reached a final state). */
+/** Helpers of the Slurm tests: an in-memory CLI io, and polling a launch until Slurm has finished with it. */
+import { PassThrough } from 'node:stream';
 import { ACTIVE, launchStatus, loadLaunch, type LaunchStatus } from '@dfd/slurm';
 
 export async function waitForLaunch(
@@ -23,4 +24,14 @@ export function submittedJob(stdout: string): string {
   const match = /submitted array job (\d+)/.exec(stdout);
   if (!match) throw new Error(`no job id in: ${stdout}`);
   return match[1]!;
+}
+
+export function makeIo(cwd: string, env: NodeJS.ProcessEnv) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d) => (out += String(d)));
+  stderr.on('data', (d) => (err += String(d)));
+  return { io: { stdout, stderr, cwd, env, isTTY: false }, out: () => out, err: () => err };
 }
