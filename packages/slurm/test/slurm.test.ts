@@ -1,18 +1,20 @@
 /**
  * @dfd/slurm against a real one-node Slurm (started once by slurm-setup.ts): sharded `dfd encode` whose merge
  * equals the unsharded file byte for byte, a cancelled task completed by retry, sbatch's own rejection of a
- * bad partition and a dry run (the sweep is in sweep-mlflow.test.ts). Tasks run the built `dfd` (npm test builds
+ * bad partition, a dry run, and a sweep task cancelled mid-run that retry resumes (the sweep's selection and
+ * MLflow runs are in sweep-mlflow.test.ts). Tasks run the built `dfd` (npm test builds
  * first), exactly as on a cluster.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, inject, test } from 'vitest';
-import { cliMain } from '@dfd/core';
+import { cliMain, readEvents, runExperiment, type SweepSummary } from '@dfd/core';
 import { accounting, slurmCommand } from '@dfd/slurm';
+import { sweepBase } from './fixtures/sweep-experiment.js';
 import { makeIo, submittedJob, waitForLaunch } from './support/wait.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -122,5 +124,47 @@ describe('dfd slurm encode on a real Slurm', { timeout: 300_000 }, () => {
     expect(out()).toContain('--shard "$K/3" --out');
     expect(out()).toMatch(/encode merge --out \S+dry\.safetensors \S+0-of-3\.safetensors \S+1-of-3\.safetensors \S+2-of-3\.safetensors/);
     expect(spawnSync('squeue', ['-h', '-t', 'all', '-o', '%i'], { env, encoding: 'utf8' }).stdout).toBe(before);
+  });
+});
+
+describe('dfd slurm sweep: a task cancelled mid-run', { timeout: 300_000 }, () => {
+  test('is resumed by retry from its last checkpoint, in the same run directory, and the summary then runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dfd-slurm-resume-'));
+    const runs = join(dir, 'runs');
+    await runExperiment({ ...sweepBase(runs, 'toy-warmup'), trainer: { epochs: 1, batchSize: 16 } });
+    const sweepEnv: NodeJS.ProcessEnv = { ...env, DFD_TEST_RUNS: runs, TSX_TSCONFIG_PATH: resolve(REPO, 'packages/core/test/tsconfig.json') };
+    delete sweepEnv.MLFLOW_TRACKING_URI; // untracked: this test is about Slurm
+    const { io, out } = makeIo(dir, sweepEnv);
+    const experiment = join(REPO, 'packages/slurm/test/fixtures/sweep-experiment.ts');
+    // One task at a time (all CPUs each), long enough to be cancelled mid-run.
+    const args = ['sweep', experiment, '--grid', 'trainer.optimizer.lr=0.3,0.03', '--set', 'trainer.epochs=150', '--cpus', String(nodeCpus())];
+    expect(await slurmCommand.run(args, io)).toBe(0);
+    const job = submittedJob(out());
+    const folder = join(runs, 'toy-sweep.lr-0.3');
+    const lastCheckpoint = () => existsSync(folder) && readdirSync(folder).some((id) => existsSync(join(folder, id, 'checkpoints', 'last.safetensors')));
+    const deadline = Date.now() + 120_000;
+    while (!lastCheckpoint() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(lastCheckpoint(), 'task 0 wrote a checkpoint').toBe(true);
+    execFileSync('scancel', [`${job}_0`], { env });
+    const broken = await waitForLaunch(job, dir, sweepEnv);
+    expect(broken.tasks.map((t) => t.state)).toEqual(['CANCELLED', 'COMPLETED']);
+    expect(broken.after!.state).toBe('CANCELLED');
+    const [runId] = readdirSync(folder);
+    expect(readEvents(join(folder, runId!)).at(-1)).toMatchObject({ type: 'end', status: 'killed' });
+
+    const retry = makeIo(dir, sweepEnv);
+    expect(await slurmCommand.run(['retry', job], retry.io)).toBe(0);
+    expect(retry.out()).toMatch(/resubmitted task\(s\) 0 as array job \d+/);
+    const fixed = await waitForLaunch(job, dir, sweepEnv);
+    expect(fixed.tasks.map((t) => t.state)).toEqual(['COMPLETED', 'COMPLETED']);
+    expect(fixed.after!.state).toBe('COMPLETED');
+    // The same run, continued: no second run directory, a resumed run-start, ended finished.
+    expect(readdirSync(folder)).toEqual([runId]);
+    const events = readEvents(join(folder, runId!));
+    const resumed = events.filter((e) => e.type === 'run-start').at(-1) as { resumedFromStep?: number };
+    expect(resumed.resumedFromStep).toBeGreaterThan(0);
+    expect(events.at(-1)).toMatchObject({ type: 'end', status: 'finished', step: 150 * 4 });
+    const summary = JSON.parse(readFileSync(join(fixed.record.output, 'sweep-summary.json'), 'utf8')) as SweepSummary;
+    expect(summary.ranking).toHaveLength(2);
   });
 });
