@@ -5,6 +5,7 @@
  * that waits for them and for any task still running. Finished tasks are not redone; the ones that are
  * redone continue from what they wrote (every shardable command and every run is resumable).
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CliIO } from '@dfd/core';
 import { arraySpec, saveLaunch, submit, type LaunchRecord } from './launch.js';
@@ -61,10 +62,28 @@ export function formatStatus(status: LaunchStatus): string {
   for (const t of status.tasks) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
   lines.push(`  tasks: ${[...counts].map(([s, c]) => `${c} ${s.toLowerCase()}`).join(', ')}`);
   const retry = status.tasks.filter((t) => RETRYABLE.has(t.state));
-  if (retry.length || (status.after && RETRYABLE.has(status.after.state) && !status.tasks.some((t) => ACTIVE.has(t.state)))) {
+  if (status.after?.state === 'UNKNOWN' && outputComplete(record)) {
+    lines.push(`  output complete: ${record.output} (Slurm no longer has these jobs)`);
+  } else if (retry.length || (status.after && RETRYABLE.has(status.after.state) && !status.tasks.some((t) => ACTIVE.has(t.state)))) {
     lines.push(`  to finish: dfd slurm retry ${record.submissions[0]!.arrayJob}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Whether the launch's final output is there (merged file or store, or the sweep's summary). Without
+ * accounting, Slurm forgets finished jobs after MinJobAge; a launch whose output exists then finished,
+ * even though no record says so.
+ */
+export function outputComplete(record: LaunchRecord): boolean {
+  switch (record.kind) {
+    case 'encode':
+      return existsSync(record.output) && existsSync(`${record.output}.index.json`);
+    case 'lare-extract':
+      return existsSync(join(record.output, 'index.json'));
+    case 'sweep':
+      return existsSync(join(record.output, 'sweep-summary.json'));
+  }
 }
 
 export interface RetryOutcome {
@@ -80,6 +99,9 @@ export async function retryLaunch(record: LaunchRecord, env?: NodeJS.ProcessEnv)
   const retry = status.tasks.filter((t) => RETRYABLE.has(t.state)).map((t) => t.task);
   const active = status.tasks.filter((t) => ACTIVE.has(t.state)).map((t) => t.job);
   const after = status.after;
+  if (after?.state === 'UNKNOWN' && !active.length && outputComplete(record)) {
+    return { retried: [], message: `nothing to retry: Slurm no longer has these jobs, and the output ${record.output} is complete` };
+  }
   const arrayScript = join(record.dir, 'array.sbatch');
   const afterScript = join(record.dir, 'after.sbatch');
   if (!retry.length) {

@@ -6,7 +6,7 @@
  * first), exactly as on a cluster.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,6 +113,22 @@ describe('dfd slurm encode on a real Slurm', { timeout: 300_000 }, () => {
     expect(code).toBe(1);
     expect(err()).toContain('sbatch: error: invalid partition specified: no-such-partition');
     expect(err()).toMatch(/sbatch failed \(exit 1\)/);
+  });
+
+  test('jobs Slurm has forgotten (no accounting, past MinJobAge): retry resubmits nothing when the output is complete', async () => {
+    // A launch record whose job ids the controller never had, like one older than MinJobAge.
+    const state = join(dir, 'forgotten');
+    const launch = join(state, 'encode-old');
+    mkdirSync(join(launch, 'logs'), { recursive: true });
+    const record = { kind: 'encode', dir: launch, cwd: dir, tasks: 2, taskNames: ['shard 0/2', 'shard 1/2'], afterName: 'merge', output: join(dir, 'unsharded.safetensors'), submissions: [{ at: '', arrayJob: '987650', tasks: [0, 1], afterJob: '987651' }] };
+    writeFileSync(join(launch, 'launch.json'), JSON.stringify(record));
+    const status = makeIo(dir, env);
+    expect(await slurmCommand.run(['status', launch], status.io)).toBe(0);
+    expect(status.out()).toMatch(/shard 0\/2 +987650_0 +UNKNOWN .*no record left/);
+    expect(status.out()).toContain(`output complete: ${record.output}`);
+    const retry = makeIo(dir, env);
+    expect(await slurmCommand.run(['retry', launch], retry.io)).toBe(0);
+    expect(retry.out()).toMatch(/nothing to retry: Slurm no longer has these jobs, and the output .* is complete/);
   });
 
   test('--dry-run prints both scripts and submits nothing', async () => {
