@@ -9,10 +9,11 @@ import { commandLine, renderScript } from './script.js';
 import { dfdWords, launchPrepared, runShardLaunch, shardUsage } from './shard-launch.js';
 import { createSweepParent, runSweepSummary, runSweepTask } from './sweep.js';
 
-const SWEEP_USAGE = `dfd slurm sweep EXPERIMENT --grid key.path=v1,v2 [--grid ...] [--set key.path=value ...] [--runs-dir DIR] [resources] [--dry-run]
+const SWEEP_USAGE = `dfd slurm sweep EXPERIMENT (--grid key.path=v1,v2 [--grid ...] | --variants FILE) [--set key.path=value ...] [--runs-dir DIR] [resources] [--dry-run]
 
-One array task per configuration of the grid (the cartesian product of every --grid; values are JSON when
-they parse). Each task is a normal run with its own run directory (<runs>/<name>.<configuration>/) and its
+One array task per configuration: of the grid (the cartesian product of every --grid; values are JSON when
+they parse), or of a sweep defined in code: --variants FILE, a .ts/.js module whose default export (or a
+.json file) is [{ name, overrides }], each a partial experiment merged over EXPERIMENT (as runSweep takes). Each task is a normal run with its own run directory (<runs>/<name>.<configuration>/) and its
 own tracker run, child of one parent run (<runs>/<name>/<sweep-id>/). A summary job (afterok) ranks the
 children by their validation selection metric (trainer.selectMetric), names the chosen one and records its
 test metrics on the parent; test metrics never rank. If some configuration keeps failing, summarise the
@@ -42,11 +43,14 @@ function mlflowExperiment(name: string): string {
 }
 
 async function launchSweep(args: string[], io: CliIO): Promise<number> {
-  const flags = parseLaunchFlags(args, ['grid', 'set', 'runs-dir']);
+  const flags = parseLaunchFlags(args, ['grid', 'variants', 'set', 'runs-dir']);
   if (flags.rest.length !== 1 || flags.rest[0]!.startsWith('--')) {
     throw new UsageError(`expected one experiment file and dfd slurm sweep's own options, got: ${flags.rest.join(' ') || '(nothing)'}`);
   }
-  const sweep = await createSweepParent(flags.rest[0]!, flags.own.get('set') ?? [], flags.own.get('grid') ?? [], flags.own.get('runs-dir')?.at(-1), io);
+  const variants = flags.own.get('variants')?.at(-1);
+  const runsDir = flags.own.get('runs-dir')?.at(-1);
+  const request = { experimentPath: flags.rest[0]!, sets: flags.own.get('set') ?? [], grids: flags.own.get('grid') ?? [], ...(variants ? { variants } : {}), ...(runsDir ? { runsDir } : {}) };
+  const sweep = await createSweepParent(request, io, flags.dryRun);
   const n = sweep.configurations.length;
   const dir = newLaunchDir(stateRoot(io.cwd, io.env), 'sweep');
   const dfd = dfdWords(flags);
@@ -58,7 +62,7 @@ async function launchSweep(args: string[], io: CliIO): Promise<number> {
     cwd: io.cwd,
     resources: flags.resources,
     setup: flags.setup,
-    notes: [`dfd slurm sweep: configuration $SLURM_ARRAY_TASK_ID of ${n}, child of ${sweep.dir}`, ...sweep.configurations.map((c, k) => `  ${k}: ${c.sets.join(' ')}`)],
+    notes: [`dfd slurm sweep: configuration $SLURM_ARRAY_TASK_ID of ${n}, child of ${sweep.dir}`, ...sweep.configurations.map((c, k) => `  ${k}: ${c.name}`)],
     body: [mlflowExperiment(sweep.name), `exec ${commandLine([...dfd, 'slurm', 'sweep-task', sweep.dir, { raw: '"$SLURM_ARRAY_TASK_ID"' }])}`],
   });
   const { gres: _gres, cpus: _cpus, ...summaryResources } = flags.resources;

@@ -23,6 +23,7 @@ import {
   importPlugins,
   instantiateComponent,
   loadExperimentFile,
+  mergeVariant,
   readEvents,
   readSweepChild,
   recordEvents,
@@ -47,8 +48,29 @@ import {
 export interface SweepConfiguration {
   /** Readable, filesystem-safe and a valid experiment name: `lr-0.01_epochs-2`. */
   name: string;
-  /** `--set` assignments of this configuration. */
+  /** `--set` assignments of this configuration (from --grid). */
   sets: string[];
+  /** A partial experiment merged over the base (from a --variants file, as core's `runSweep` takes them). */
+  overrides?: Record<string, unknown>;
+}
+
+/** This configuration's experiment: the base with its assignments and overrides. */
+export function configure(base: ExperimentInCode, configuration: SweepConfiguration): ExperimentInCode {
+  return mergeVariant(applyOverrides(base, configuration.sets), configuration.overrides ?? {});
+}
+
+/**
+ * `--variants FILE`: a sweep defined in code or JSON, `[{ name, overrides }]` (the default export of a .ts/.js
+ * module, or a .json file), for values a --grid cannot spell (objects, arrays, whole components).
+ */
+export async function loadVariants(path: string): Promise<SweepConfiguration[]> {
+  const value = (await loadExperimentFile(path)) as unknown;
+  const valid = Array.isArray(value) && value.length > 0 && value.every((v) => v && typeof v === 'object' && typeof v.name === 'string' && v.overrides && typeof v.overrides === 'object');
+  if (!valid) throw new UsageError(`${path} must export (default) a non-empty array of { name, overrides } variants, as runSweep takes`);
+  const variants = value as Array<{ name: string; overrides: Record<string, unknown> }>;
+  const named = variants.map((v) => ({ name: v.name.replace(/[^A-Za-z0-9._-]/g, '-'), sets: [], overrides: JSON.parse(JSON.stringify(v.overrides)) as Record<string, unknown> }));
+  if (new Set(named.map((v) => v.name)).size !== named.length) throw new UsageError(`${path}: two variants have the same name`);
+  return named;
 }
 
 export interface SweepFile {
@@ -65,7 +87,7 @@ export interface SweepFile {
 
 /** `--grid trainer.optimizer.lr=0.1,0.01 --grid trainer.epochs=1,2` → the cartesian product, first key slowest. */
 export function expandGrid(grids: string[]): SweepConfiguration[] {
-  if (!grids.length) throw new UsageError('give at least one --grid key.path=v1,v2');
+  if (!grids.length) throw new UsageError('give at least one --grid key.path=v1,v2 (or --variants FILE)');
   let configs: Array<{ parts: string[]; sets: string[] }> = [{ parts: [], sets: [] }];
   for (const grid of grids) {
     const eq = grid.indexOf('=');
@@ -97,17 +119,36 @@ async function pluginsFor(definition: ExperimentInCode, io: CliIO): Promise<Plug
   return [...objects, ...(await importPlugins(named, io.cwd))];
 }
 
-/** Writes the parent run (run-start) and sweep.json; returns the sweep file. */
-export async function createSweepParent(experimentPath: string, sets: string[], grids: string[], runsDirArg: string | undefined, io: CliIO): Promise<SweepFile & { dir: string }> {
-  const configurations = expandGrid(grids);
+export interface SweepRequest {
+  experimentPath: string;
+  sets: string[];
+  grids: string[];
+  variants?: string;
+  runsDir?: string;
+}
+
+/**
+ * Validates every configuration, then writes the parent run (run-start) and sweep.json, and sends the
+ * parent to the experiment's trackers. A dry run validates only: no run directory, nothing tracked.
+ */
+export async function createSweepParent(request: SweepRequest, io: CliIO, dryRun = false): Promise<SweepFile & { dir: string }> {
+  const { experimentPath, sets } = request;
+  const source = { grids: request.grids, variants: request.variants };
+  const runsDirArg = request.runsDir;
+  if (source.variants && source.grids.length) throw new UsageError('give either --grid or --variants, not both');
+  const configurations = source.variants ? await loadVariants(resolve(io.cwd, source.variants)) : expandGrid(source.grids);
   const experimentFile = resolve(io.cwd, experimentPath);
   let definition = applyOverrides(await loadExperimentFile(experimentFile), sets);
   const runsDir = resolve(io.cwd, runsDirArg ?? definition.runsDir ?? 'runs');
   definition = { ...definition, runsDir };
   // Every configuration must be a valid experiment before anything is submitted.
-  for (const c of configurations) resolveExperiment(applyOverrides(definition, c.sets));
+  for (const c of configurations) resolveExperiment(configure(definition, c));
   const experiment = resolveExperiment(definition);
   const selection = sweepSelection(experiment);
+  if (dryRun) {
+    const sweepId = '<sweep-id>';
+    return { sweepId, experiment: experimentFile, name: experiment.name, runsDir, sets, configurations, selection, dir: join(runsDir, experiment.name, sweepId) };
+  }
   const parent = createRunDirectory(runsDir, experiment.name);
   const sweep: SweepFile = { sweepId: parent.runId, experiment: experimentFile, name: experiment.name, runsDir, sets, configurations, selection };
   const bus = new RunEventBus();
@@ -168,7 +209,7 @@ export async function runSweepTask(parentDir: string, index: number, io: CliIO):
     io.stdout.write(`sweep task ${index} (${configuration.name}): already finished in ${earlier.find((d) => lastStatus(d) === 'finished')}\n`);
     return 0;
   }
-  const base = applyOverrides(await loadExperimentFile(sweep.experiment), [...sweep.sets, ...configuration.sets]);
+  const base = configure(applyOverrides(await loadExperimentFile(sweep.experiment), sweep.sets), configuration);
   const definition: ExperimentInCode = { ...base, name: `${sweep.name}.${configuration.name}`, runsDir: sweep.runsDir };
   const plugins = await pluginsFor(definition, io);
   const resumable = earlier.findLast((dir) => existsSync(join(dir, 'checkpoints', 'last.safetensors')));

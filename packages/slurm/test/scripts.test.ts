@@ -1,11 +1,15 @@
 /** The parts of @dfd/slurm that need no cluster: scripts, flags, grids, array specs. */
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { UsageError } from '@dfd/core';
 import { arraySpec, expandGrid, extractOut, renderScript, shellQuote, slurmCommand } from '@dfd/slurm';
+import { createSweepParent } from '../src/sweep.js';
 import { makeIo } from './support/wait.js';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/sweep-experiment.ts', import.meta.url));
 
 describe('sbatch scripts', () => {
   test('directives from the resource flags, a quoted command, set -euo pipefail', () => {
@@ -77,3 +81,42 @@ describe('sbatch scripts', () => {
     await expect(slurmCommand.run(['frobnicate'], io)).rejects.toThrow(/unknown sub-command 'frobnicate'/);
   });
 });
+
+describe('sweeps defined in code (--variants)', () => {
+  test('a dry run validates and writes nothing; a variant is merged over the experiment in its task; a finished task is not redone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dfd-slurm-variants-'));
+    const runs = join(dir, 'runs');
+    process.env.DFD_TEST_RUNS = runs; // read by the fixture when it loads
+    writeFileSync(
+      join(dir, 'variants.json'),
+      JSON.stringify([
+        { name: 'sgd-wide', overrides: { trainer: { optimizer: { type: 'sgd', lr: 0.2, momentum: 0.5 } } } },
+        { name: 'plain', overrides: { trainer: { optimizer: { lr: 0.01, momentum: 0 } } } },
+      ]),
+    );
+    const dry = makeIo(dir, {});
+    expect(await slurmCommand.run(['sweep', FIXTURE, '--variants', 'variants.json', '--runs-dir', runs, '--dry-run'], dry.io)).toBe(0);
+    expect(dry.out()).toContain('#SBATCH --array=0-1');
+    expect(dry.out()).toContain(`slurm sweep-task '${runs}/toy-sweep/<sweep-id>' "$SLURM_ARRAY_TASK_ID"`);
+    expect(dry.out()).toContain('#   1: plain');
+    expect(existsSync(runs)).toBe(false);
+    await expect(slurmCommand.run(['sweep', FIXTURE, '--variants', 'variants.json', '--grid', 'trainer.epochs=1,2', '--dry-run'], makeIo(dir, {}).io)).rejects.toThrow(
+      /either --grid or --variants/,
+    );
+
+    const io = makeIo(dir, process.env);
+    const sweep = await createSweepParent({ experimentPath: FIXTURE, sets: ['trainer.epochs=1'], grids: [], variants: join(dir, 'variants.json'), runsDir: runs }, io.io);
+    expect(JSON.parse(readFileSync(join(sweep.dir, 'sweep.json'), 'utf8')).configurations.map((c: { name: string }) => c.name)).toEqual(['sgd-wide', 'plain']);
+    const task = makeIo(dir, process.env);
+    expect(await slurmCommand.run(['sweep-task', sweep.dir, '1'], task.io)).toBe(0);
+    const [runId] = readdirSync(join(runs, 'toy-sweep.plain'));
+    const config = JSON.parse(readFileSync(join(runs, 'toy-sweep.plain', runId!, 'config.json'), 'utf8'));
+    expect(config.trainer.optimizer).toMatchObject({ type: 'sgd', lr: 0.01, momentum: 0 }); // merged over the base's sgd
+    expect(config.trainer.epochs).toBe(1); // the sweep-wide --set, under the variant
+    const again = makeIo(dir, process.env);
+    expect(await slurmCommand.run(['sweep-task', sweep.dir, '1'], again.io)).toBe(0);
+    expect(again.out()).toMatch(/already finished/);
+    expect(readdirSync(join(runs, 'toy-sweep.plain'))).toHaveLength(1);
+  });
+});
+
