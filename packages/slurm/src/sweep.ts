@@ -151,6 +151,9 @@ export async function createSweepParent(request: SweepRequest, io: CliIO, dryRun
   }
   const parent = createRunDirectory(runsDir, experiment.name);
   const sweep: SweepFile = { sweepId: parent.runId, experiment: experimentFile, name: experiment.name, runsDir, sets, configurations, selection };
+  const config = { sweep: configurations, sets, experimentFile, selection };
+  // Written here, not left to the event recorder: openRunDirectory (the summary job) needs it.
+  writeFileSync(join(parent.dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   const bus = new RunEventBus();
   const recording = recordEvents(bus.events$, parent);
   bus.emit({
@@ -159,7 +162,7 @@ export async function createSweepParent(request: SweepRequest, io: CliIO, dryRun
     experiment: experiment.name,
     runName: `${experiment.name}-sweep-${parent.runId}`,
     runDir: parent.dir,
-    config: { sweep: configurations, sets, experimentFile, selection },
+    config,
     tags: { 'dfd.sweep': 'parent', 'dfd.sweep.size': String(configurations.length), 'dfd.sweep.select': `val/${selection.metric} (${selection.mode})`, 'dfd.sweep.engine': 'slurm' },
     datasets: [],
     totalSteps: 0,
