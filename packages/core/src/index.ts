@@ -29,6 +29,7 @@ export * from './run/instantiate.js';
 export * from './run/runner.js';
 export * from './run/load-run.js';
 export * from './run/sweep.js';
+export * from './run/sweep-summary.js';
 export * from './run/progress.js';
 export * from './detectors/clip-prompt.js';
 export { corePlugin } from './builtin-plugin.js';

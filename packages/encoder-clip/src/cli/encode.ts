@@ -17,6 +17,7 @@ import { TfjsClipImageEncoder } from '../frozen-tfjs.js';
 import { clipResizeCrop, normalizeToChw } from '../preprocess.js';
 import { imagesFromGlob, imagesFromList } from './image-list.js';
 import { parseFlags, positiveInt } from './args.js';
+import { MERGE_USAGE, parseShard, runMerge, shardBlock, shardMetadata } from './shard.js';
 
 const USAGE = `dfd encode --model DIR (--images GLOB | --dataset LIST) --out FILE.safetensors [options]
 
@@ -34,8 +35,12 @@ Frozen CLIP image embeddings (and optionally patch tokens) for many images.
   --patch-tokens       also store patch tokens [N, h, w, width]
   --resample pil|sharp resize filter: pil (default, equals CLIPImageProcessor) or sharp (libvips, faster)
   --checkpoint-every N rewrite the output every N batches (default 20)
+  --shard K/N          encode only the K-th (0-based) of N contiguous blocks of the list, e.g. one Slurm
+                       array task each (\`dfd slurm encode\`); join them with \`dfd encode merge\`
 
-Re-running with the same --out skips images already in it.`;
+Re-running with the same --out skips images already in it.
+
+${MERGE_USAGE}`;
 
 interface IndexFile {
   model: string;
@@ -97,7 +102,7 @@ interface Rows {
   patches: Float32Array[];
 }
 
-async function readExisting(out: string, encoder: FrozenImageEncoder, patchTokens: boolean): Promise<Rows> {
+async function readExisting(out: string, encoder: FrozenImageEncoder, patchTokens: boolean, shard: string | undefined): Promise<Rows> {
   const rows: Rows = { paths: [], embeds: [], patches: [] };
   if (!existsSync(out)) return rows;
   const { tensors, metadata } = await readSafetensors(out);
@@ -109,6 +114,9 @@ async function readExisting(out: string, encoder: FrozenImageEncoder, patchToken
   }
   if ((metadata.patch_tokens === 'true') !== patchTokens) {
     throw new UsageError(`${out} was written ${patchTokens ? 'without' : 'with'} --patch-tokens; use the same flags to resume, or another --out`);
+  }
+  if (metadata.shard !== shard) {
+    throw new UsageError(`${out} was written ${metadata.shard ? `as shard ${metadata.shard}` : 'unsharded'}, not ${shard ? `as shard ${shard}` : 'unsharded'}; use the same --shard to resume, or another --out`);
   }
   rows.paths = JSON.parse(metadata.paths ?? '[]') as string[];
   const embeds = tensors.embeds;
@@ -128,7 +136,15 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model: string, patchTokens: boolean, skipped: IndexFile['skipped']): Promise<void> {
+async function save(
+  out: string,
+  rows: Rows,
+  encoder: FrozenImageEncoder,
+  model: string,
+  patchTokens: boolean,
+  skipped: IndexFile['skipped'],
+  shardFacts: Record<string, string>,
+): Promise<void> {
   const info = encoder.info;
   const n = rows.paths.length;
   rows.embeds = [concat(rows.embeds)];
@@ -143,6 +159,7 @@ async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model:
     weights_digest: encoder.weightsDigest,
     patch_tokens: String(patchTokens),
     paths: JSON.stringify(rows.paths),
+    ...shardFacts,
   });
   const index: IndexFile = {
     model,
@@ -163,8 +180,9 @@ export const encodeCommand: CliCommand = {
   summary: 'Frozen CLIP image embeddings (and patch tokens) for many images, resumable, into safetensors',
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<number> {
+    if (args[0] === 'merge') return runMerge(args.slice(1), io);
     const { values, booleans } = parseFlags(args, {
-      values: ['model', 'images', 'dataset', 'out', 'engine', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every'],
+      values: ['model', 'images', 'dataset', 'out', 'engine', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every', 'shard'],
       booleans: ['patch-tokens', 'help'],
     });
     if (booleans.has('help')) {
@@ -188,15 +206,18 @@ export const encodeCommand: CliCommand = {
     if (engine !== 'onnx' && engine !== 'tfjs') throw new UsageError(`--engine must be onnx or tfjs, got '${engine}'`);
     const patchTokens = booleans.has('patch-tokens');
 
-    const images = values.has('images') ? await imagesFromGlob(values.get('images')!, io.cwd) : await imagesFromList(values.get('dataset')!, io.cwd);
+    const shard = values.has('shard') ? parseShard(values.get('shard')!) : undefined;
+    const listed = values.has('images') ? await imagesFromGlob(values.get('images')!, io.cwd) : await imagesFromList(values.get('dataset')!, io.cwd);
+    const images = shard ? shardBlock(listed, shard) : listed;
+    const shardFacts = shard ? shardMetadata(listed, shard, images.length) : {};
     const encoder = await openEngine(engine, model, values);
     try {
-      const rows = await readExisting(out, encoder, patchTokens);
+      const rows = await readExisting(out, encoder, patchTokens, shardFacts.shard);
       const done = new Set(rows.paths);
       const todo = images.filter((p) => !done.has(p));
       io.stdout.write(
         `encode: ${images.length} images, ${images.length - todo.length} already in ${out}, ${todo.length} to do ` +
-          `(${encoder.info.name}, ${encoder.engine}, batch ${batch})\n`,
+          `(${encoder.info.name}, ${encoder.engine}, batch ${batch}${shard ? `, shard ${shard.index}/${shard.count} of ${listed.length}` : ''})\n`,
       );
       const skipped: IndexFile['skipped'] = [];
       const size = encoder.info.imageSize;
@@ -229,9 +250,9 @@ export const encodeCommand: CliCommand = {
         }
         processed += chunk.length;
         progress.update(processed);
-        if (++batches % every === 0) await save(out, rows, encoder, model, patchTokens, skipped);
+        if (++batches % every === 0) await save(out, rows, encoder, model, patchTokens, skipped, shardFacts);
       }
-      await save(out, rows, encoder, model, patchTokens, skipped);
+      await save(out, rows, encoder, model, patchTokens, skipped, shardFacts);
       io.stdout.write(`encode: wrote ${rows.paths.length} rows to ${out} (index ${out}.index.json)${skipped.length ? `; skipped ${skipped.length} unreadable image(s)` : ''}\n`);
       return 0;
     } finally {
