@@ -22,7 +22,10 @@ export interface RunStartEvent {
   datasets: Array<{ name: string; digest: string; source: string; context: 'training' | 'validation' | 'testing' }>;
   totalSteps: number;
   resumedFromStep?: number;
+  /** The parent run's id: the sweep, or the stage-1 run this run started from (`init`). */
   parentRunId?: string;
+  /** The parent's run directory when it is not a sibling of this one (trackers look up its remote id there). */
+  parentRunDir?: string;
 }
 
 export interface StepEvent {
