@@ -165,6 +165,9 @@ export function metricPointsOf(event: RunEvent): MetricPoint[] {
       for (const [subset, values] of Object.entries(event.report.subsets)) {
         for (const [key, value] of Object.entries(values)) points.push(at(`${event.split}/${subset}/${key}`, value, event.step));
       }
+      for (const [group, values] of Object.entries(event.report.groups ?? {})) {
+        for (const [key, value] of Object.entries(values)) points.push(at(`${event.split}/groups/${group}/${key}`, value, event.step));
+      }
       return points;
     }
     default:

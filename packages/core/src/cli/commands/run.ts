@@ -104,6 +104,9 @@ function printResult(result: RunResult, io: CliIO, json: boolean): void {
     for (const [name, values] of rows) {
       io.stdout.write(`${name.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}\n`);
     }
+    for (const [group, values] of Object.entries(result.test.groups ?? {})) {
+      io.stdout.write(`${`mean ${group}`.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}\n`);
+    }
     io.stdout.write(`${'overall'.padEnd(width)}  ${metrics.map((m) => formatMetric(result.test!.overall[m]).padStart(7)).join(' ')}\n`);
   }
 }
