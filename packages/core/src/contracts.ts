@@ -21,8 +21,12 @@ export type Split = 'train' | 'val' | 'test';
 export interface Module {
   /** Trainable variables by stable name (e.g. `ctx`, `meta_net.linear1.weight`). Frozen weights are not listed. */
   trainableVariables(): Record<string, tf.Variable>;
-  /** Non-trainable state that must survive a checkpoint (e.g. running statistics). Optional. */
-  stateTensors?(): Record<string, tf.Tensor>;
+  /**
+   * Non-trainable state that must survive a checkpoint (e.g. running statistics), by stable name. Optional.
+   * They are variables created with `trainable = false` (`tf.variable(x, false, name)`), so a checkpoint
+   * restores them in place by `assign`; checkpoints store them beside the weights and resume/predict load them.
+   */
+  stateTensors?(): Record<string, tf.Variable>;
   dispose(): void;
 }
 
@@ -134,6 +138,20 @@ export interface BatchLoader {
   create(samples: Sample[], options: BatchSourceOptions): BatchSource;
   /** Counted skips (corrupt images ...) so far. */
   skipped?(): { count: number; messages: string[] };
+  /**
+   * Skips so far by split, subset and reason (e.g. `missing-extra`), for the run's protocol facts and
+   * coverage report. Optional; a loader that never leaves samples out by policy may omit it.
+   */
+  skipCounts?(): SkipCount[];
+}
+
+/** How many samples of one (split, subset) a loader left out, and why. */
+export interface SkipCount {
+  split: Split;
+  subset: string;
+  /** `missing-extra` (opt-in skip of samples without their extra map), `corrupt`, ... */
+  reason: string;
+  count: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------

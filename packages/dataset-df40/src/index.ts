@@ -13,6 +13,7 @@ export * from './folder-dataset.js';
 export * from './image/normalize.js';
 export * from './image/transform.js';
 export * from './image/pipeline.js';
+export * from './image/extras-geometry.js';
 export * from './extras.js';
 export * from './loader-config.js';
 export * from './loader.js';

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { config as rxjsConfig, type Subscription } from 'rxjs';
 import * as tf from '@tensorflow/tfjs';
-import type { BatchSource, Detector, EvaluationReport, Sample, ScoredSet, Split, Tracker } from '../contracts.js';
+import type { BatchSource, Detector, EvaluationReport, Sample, ScoredSet, SkipCount, Split, Tracker } from '../contracts.js';
 import { RunEventBus, type RunStatus } from '../events.js';
 import { resolveExperiment, type ExperimentInCode, type ResolvedExperiment } from '../experiment.js';
 import type { Plugin } from '../plugin.js';
@@ -15,7 +15,7 @@ import { Rng, rngFor } from '../rng.js';
 import { TOKENS } from '../di.js';
 import { ensureBackend } from '../backend.js';
 import { Trainer } from '../train/trainer.js';
-import { assignWeights, loadCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint, restoreModel } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment, type ResolvedSlots } from './assemble.js';
 import { createRunDirectory, openRunDirectory, readEvents, recordEvents, writeJson, type RunDirectory } from './run-directory.js';
 import { attachProgress } from './progress.js';
@@ -150,6 +150,28 @@ async function listSamples(assembled: AssembledExperiment, experiment: ResolvedE
   return samples;
 }
 
+/**
+ * The loader's policy skips of evaluation splits as protocol facts of the test report, e.g.
+ * `test_skipped_missing_extra: 3` and `test_skipped_missing_extra_subsets: "heygen:2, stargan:1"`.
+ */
+export function skipFacts(counts: SkipCount[], splits: Split[]): Record<string, string | number> {
+  const facts: Record<string, string | number> = {};
+  const groups = new Map<string, SkipCount[]>();
+  for (const count of counts) {
+    if (!splits.includes(count.split) || count.count === 0) continue;
+    const key = `${count.split}_skipped_${count.reason.replace(/[^a-z0-9]+/gi, '_')}`;
+    groups.set(key, [...(groups.get(key) ?? []), count]);
+  }
+  for (const [key, group] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
+    facts[key] = group.reduce((sum, c) => sum + c.count, 0);
+    facts[`${key}_subsets`] = group
+      .sort((a, b) => a.subset.localeCompare(b.subset))
+      .map((c) => `${c.subset}:${c.count}`)
+      .join(', ');
+  }
+  return facts;
+}
+
 /** Scores every sample of a source with the detector in eval mode. */
 export async function scoreSource(detector: Detector, source: BatchSource): Promise<ScoredSet & { paths: string[] }> {
   const scores: number[] = [];
@@ -245,6 +267,9 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
     const evalSource = (samples: Sample[], split: Split) =>
       loader.create(samples, { split, batchSize: t.evalBatchSize, shuffle: false, augment: false, seed: experiment.seed, needs: detector.needs });
     const valSource = valSamples.length ? evalSource(valSamples, 'val') : undefined;
+    // Made before training so a loader that refuses the test set (e.g. samples without their extra maps)
+    // fails the run now, not after hours of training.
+    const testSource = testSamples.length ? evalSource(testSamples, 'test') : undefined;
     let selectBy: 'val' | 'last' = t.select;
     if (selectBy === 'val' && !valSource) {
       selectBy = 'last';
@@ -306,24 +331,25 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       bus.emit({ type: 'end', status: 'killed', step: outcome.step });
       return result;
     }
-    const variables = detector.trainableVariables();
     if (selectBy === 'val' && outcome.best) {
       const best = await loadCheckpoint(outcome.best.path);
-      assignWeights(variables, best.model, outcome.best.path);
+      restoreModel(detector, best, outcome.best.path);
       result.selected = { by: 'val', step: outcome.best.step, metric: outcome.best.metric, value: outcome.best.value };
     } else {
       result.selected = { by: 'last', step: outcome.step };
     }
     writeJson(join(run.dir, 'selected.json'), { ...result.selected, checkpoint: selectBy === 'val' && outcome.best ? 'best.safetensors' : 'last.safetensors' });
 
-    if (testSamples.length) {
-      const scored = await scoreSource(detector, evalSource(testSamples, 'test'));
+    if (testSource) {
+      const scored = await scoreSource(detector, testSource);
       // The raw scores are written before the evaluator runs: if it rejects the data (a missing subset,
       // a one-class subset), the scores are kept and `dfd metrics test-scores.csv` still works.
       const scoresPath = join(run.dir, 'test-scores.csv');
       await writeScoresCsv(scoresPath, scored);
       bus.emit({ type: 'artifact', path: scoresPath, name: 'test-scores.csv' });
-      const report = evaluator.evaluate(scored, { split: 'test', ...protocol, selected_step: result.selected.step });
+      const skips = skipFacts(loader.skipCounts?.() ?? [], ['val', 'test']);
+      if (Object.keys(skips).length) bus.emit({ type: 'warning', source: 'loader', message: `samples left out of evaluation by the loader: ${JSON.stringify(skips)}` });
+      const report = evaluator.evaluate(scored, { split: 'test', ...protocol, selected_step: result.selected.step, ...skips });
       result.test = report;
       // Test metrics are recorded at the step of the weights they measure (the selected checkpoint).
       bus.emit({ type: 'eval', split: 'test', step: result.selected.step, epoch: experiment.trainer.epochs - 1, report });

@@ -12,7 +12,7 @@ import type { Rng } from '../rng.js';
 import { clipGradientsByGlobalNorm, createOptimizer, type Optimizer } from './optimizers.js';
 import { createSchedule, type LrSchedule } from './schedules.js';
 import {
-  assignWeights,
+  restoreModel,
   saveCheckpoint,
   toTensors,
   type CheckpointState,
@@ -97,7 +97,7 @@ export class Trainer {
   private restore(checkpoint: LoadedCheckpoint): void {
     const state = checkpoint.state;
     if ('weightsOnly' in state) throw new Error('cannot resume from a weights-only checkpoint (best.safetensors); use last.safetensors');
-    assignWeights(this.variables, checkpoint.model, 'checkpoint');
+    restoreModel(this.options.detector, checkpoint, 'checkpoint');
     const slots = toTensors(checkpoint.optimizer);
     this.optimizer.loadState({ tensors: slots, scalars: state.optimizerScalars });
     for (const slot of Object.values(slots)) slot.dispose();
@@ -232,7 +232,7 @@ export class Trainer {
       !this.best || (config.selectMode === 'max' ? value > this.best.value : value < this.best.value);
     if (improved) {
       this.best = { value, step: this.position.step, metric: config.selectMetric };
-      await saveCheckpoint(this.bestPath, this.variables, {}, { weightsOnly: true, step: this.position.step, metric: { name: config.selectMetric, value } });
+      await saveCheckpoint(this.bestPath, this.variables, {}, { weightsOnly: true, step: this.position.step, metric: { name: config.selectMetric, value } }, this.moduleState());
       bus.emit({
         type: 'checkpoint',
         step: this.position.step,
@@ -254,8 +254,13 @@ export class Trainer {
       best: this.best,
       nonFiniteLosses: this.nonFinite,
     };
-    await saveCheckpoint(this.lastPath, this.variables, optimizerState.tensors, state);
+    await saveCheckpoint(this.lastPath, this.variables, optimizerState.tensors, state, this.moduleState());
     this.options.bus.emit({ type: 'checkpoint', step: this.position.step, epoch: this.position.epoch, path: this.lastPath, kind: 'last' });
+  }
+
+  /** The detector's non-trainable state tensors (running statistics ...), saved with every checkpoint. */
+  private moduleState(): Record<string, tf.Tensor> {
+    return this.options.detector.stateTensors?.() ?? {};
   }
 
   private outcome(status: TrainingOutcome['status']): TrainingOutcome {
