@@ -39,3 +39,5 @@ export { discoverPlugins } from './cli/discover.js';
 export { loadExperimentFile, loadRunnableFile, applyOverrides, applyPipelineOverrides } from './cli/commands/run.js';
 export * from './evaluation/index.js';
 export * from './features/index.js';
+export * from './ops/roi-align.js';
+export * from './ops/layers.js';
