@@ -132,7 +132,7 @@ const ToyDetectorConfig = z.object({
   dim: z.number().int().default(8),
   nanAfterStep: z.number().int().optional(),
   /** A second, zero-initialised 2×2 head over the linear logits (a stand-in for what stage 2 adds). */
-  head: z.boolean().default(false),
+  head: z.boolean().optional(),
 });
 
 @injectable()
