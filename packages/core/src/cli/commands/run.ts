@@ -99,7 +99,7 @@ function printResult(result: RunResult, io: CliIO, json: boolean): void {
   if (result.test) {
     const metrics = ['auc', 'ap', 'eer', 'acc'];
     const rows = Object.entries(result.test.subsets);
-    const width = Math.max(8, ...rows.map(([name]) => name.length));
+    const width = Math.max(8, ...rows.map(([name]) => name.length), ...Object.keys(result.test.groups ?? {}).map((g) => g.length + 5));
     io.stdout.write(`${'subset'.padEnd(width)}  ${metrics.map((m) => m.padStart(7)).join(' ')}\n`);
     for (const [name, values] of rows) {
       io.stdout.write(`${name.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}\n`);
