@@ -210,7 +210,7 @@ class ImageBatchSource implements BatchSource {
         return undefined;
       }
       try {
-        const extra = await this.loader.run(() => loadExtra(path, key));
+        const extra = await this.loader.run(() => loadExtra(path, key, sample.path));
         prepared.extras[key] = plan && (this.loader.config.extraGeometry[key] ?? 'image') === 'image' ? transformMap(extra, plan) : extra;
       } catch (error) {
         this.loader.skip(sample, `extra '${key}' ${path}: ${(error as Error).message}`);

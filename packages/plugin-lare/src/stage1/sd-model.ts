@@ -8,7 +8,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { ClipTokenizer } from '@dfd/encoder-clip';
@@ -62,14 +63,16 @@ async function sha256File(path: string): Promise<string> {
 }
 
 /**
- * The weights digest, cached in `<dir>/.dfd-digest.json` by (path, size, mtime): hashing SD 1.5's 3.4 GB UNet
- * takes seconds, and shards on many machines must agree on it, so it is a content hash, not a file date.
+ * The weights digest, cached by (path, size, mtime) in `~/.cache/dfd/sd-digests/` (not in the model folder,
+ * which may be read-only or shared): hashing SD 1.5's 3.4 GB UNet takes seconds, and shards on many machines
+ * must agree on it, so it is a content hash, not a file date.
  */
 async function modelDigest(dir: string): Promise<string> {
   const files = (await Promise.all(GRAPHS.map((g) => graphFiles(join(dir, g))))).flat();
   const stats = await Promise.all(files.map((f) => stat(f)));
   const key = files.map((f, i) => `${f}:${stats[i]!.size}:${stats[i]!.mtimeMs}`).join('|');
-  const cachePath = join(dir, '.dfd-digest.json');
+  const cacheDir = join(homedir(), '.cache', 'dfd', 'sd-digests');
+  const cachePath = join(cacheDir, `${createHash('sha256').update(dir).digest('hex').slice(0, 16)}.json`);
   try {
     const cached = JSON.parse(await readFile(cachePath, 'utf8')) as { key: string; digest: string };
     if (cached.key === key) return cached.digest;
@@ -79,7 +82,9 @@ async function modelDigest(dir: string): Promise<string> {
   const hash = createHash('sha256');
   for (const file of files) hash.update(`${file.slice(dir.length)}:${await sha256File(file)}\n`);
   const digest = hash.digest('hex');
-  await writeFile(cachePath, JSON.stringify({ key, digest })).catch(() => undefined); // a read-only folder just re-hashes
+  await mkdir(cacheDir, { recursive: true })
+    .then(() => writeFile(cachePath, JSON.stringify({ key, digest })))
+    .catch(() => undefined); // no writable home: just re-hash next time
   return digest;
 }
 
