@@ -14,7 +14,7 @@ import { generateMiniDf40 } from '@dfd/dataset-df40';
  * half-written tree, and the loser of a race just uses the winner's (identical) copy.
  */
 export async function miniDf40(): Promise<string> {
-  const root = join(tmpdir(), 'dfd-examples-mini-df40-v1');
+  const root = join(tmpdir(), 'dfd-examples-mini-df40-v2');
   if (existsSync(join(root, 'synth.json'))) return root;
   const staging = `${root}.${process.pid}-${Date.now()}`;
   await generateMiniDf40({ out: staging, overwrite: true });

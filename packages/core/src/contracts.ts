@@ -352,6 +352,11 @@ export interface EvaluationReport {
   overall: MetricValues;
   /** Metrics per subset, plus their mean under `mean` when there are subsets. */
   subsets: Record<string, MetricValues>;
+  /**
+   * Means over named groups of subsets the dataset declares (protocol fact `subset_groups`, e.g. test sets
+   * whose artefact family training saw vs not), when every member was evaluated.
+   */
+  groups?: Record<string, MetricValues>;
   /** Protocol facts recorded with the numbers (selection split, frames per video, sampling ...). */
   protocol: Record<string, string | number | boolean>;
 }

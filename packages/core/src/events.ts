@@ -22,7 +22,10 @@ export interface RunStartEvent {
   datasets: Array<{ name: string; digest: string; source: string; context: 'training' | 'validation' | 'testing' }>;
   totalSteps: number;
   resumedFromStep?: number;
+  /** The parent run's id: the sweep, or the stage-1 run this run started from (`init`). */
   parentRunId?: string;
+  /** The parent's run directory when it is not a sibling of this one (trackers look up its remote id there). */
+  parentRunDir?: string;
 }
 
 export interface StepEvent {
@@ -161,6 +164,9 @@ export function metricPointsOf(event: RunEvent): MetricPoint[] {
       for (const [key, value] of Object.entries(event.report.overall)) points.push(at(`${event.split}/${key}`, value, event.step));
       for (const [subset, values] of Object.entries(event.report.subsets)) {
         for (const [key, value] of Object.entries(values)) points.push(at(`${event.split}/${subset}/${key}`, value, event.step));
+      }
+      for (const [group, values] of Object.entries(event.report.groups ?? {})) {
+        for (const [key, value] of Object.entries(values)) points.push(at(`${event.split}/groups/${group}/${key}`, value, event.step));
       }
       return points;
     }

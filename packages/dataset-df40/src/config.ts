@@ -33,6 +33,11 @@ const common = {
   dedupeTrain: z.boolean().default(true),
   /** Cap on the problem messages kept (counts are always complete). */
   maxMessages: z.number().int().min(0).default(50),
+  /**
+   * Named groups of test subsets whose means are reported too (e.g. seen/unseen artefact families). Default:
+   * the `subsetGroups` a synthetic mini-DF40 records in `<root>/synth.json`; none for real DF40.
+   */
+  subsetGroups: z.record(z.string(), z.array(z.string()).min(1)).optional(),
 };
 
 export const Df40JsonConfigSchema = z

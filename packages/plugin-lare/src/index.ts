@@ -1,7 +1,7 @@
 /**
  * @dfd/plugin-lare: LaRE² — stage 1 (latent reconstruction error maps from Stable Diffusion on onnxruntime,
- * `dfd lare extract|merge|verify|import`) and stage 2 (the `lare-egre`, `lare-mlp` and `lare-roi`
- * FeatureEnhancers that consume the maps, src/stage2/).
+ * `dfd lare extract|merge|verify|import`) and stage 2 (the `lare-egre`, `lare-mlp`, `lare-roi` enhancers and
+ * the `lare-linear` detector that consume the maps).
  */
 import { definePlugin } from '@dfd/core';
 import { lareCommand } from './cli/lare-command.js';

@@ -20,6 +20,7 @@ import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExp
 import { createRunDirectory, openRunDirectory, readEvents, recordEvents, writeJson, type RunDirectory } from './run-directory.js';
 import { attachProgress } from './progress.js';
 import { collectRunTags } from './tags.js';
+import { applyInit, readInitRecord, writeInitRecord, type InitRecord } from './init-weights.js';
 
 export interface RunOptions {
   /** Plugin objects in addition to `definition.pluginObjects` and the packages named in `definition.plugins`. */
@@ -128,6 +129,8 @@ export function definitionFromRecorded(recorded: Record<string, unknown>): Resol
     trainer: r.trainer,
     tracking: (r.tracking ?? []).map(asRef),
     runsDir: r.runsDir,
+    ...(r.init ? { init: r.init } : {}),
+    ...(r.stage ? { stage: r.stage } : {}),
   });
 }
 
@@ -282,6 +285,7 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
 
     const digest = async (split: Split) => (await assembled!.dataset.digest?.({ split, subsets: subsetsOf(assembled!, experiment, split) })) ?? 'unknown';
     const resume = execution.resumeFrom ? await loadCheckpoint(execution.resumeFrom) : undefined;
+    const parent = await initFromParent(execution, detector, options);
     trainer = new Trainer({
       detector,
       train: trainSource,
@@ -292,15 +296,24 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       validate: valSource ? async () => evaluator.evaluate(await scoreSource(detector, valSource), { split: 'val', ...protocol }) : undefined,
       signal: options.signal,
       resume,
+      frozen: parent && !parent.trainable ? new Set(Object.keys(parent.variables)) : undefined,
     });
+    const parentRunId = options.parentRunId ?? parent?.runId;
     bus.emit({
       type: 'run-start',
       runId: run.runId,
       experiment: experiment.name,
-      runName: `${experiment.name}-${run.runId}`,
+      runName: experiment.stage ? `${experiment.name}-${experiment.stage}-${run.runId}` : `${experiment.name}-${run.runId}`,
       runDir: run.dir,
       config: recordedConfig(experiment, slots, plugins),
-      tags: { ...(await collectRunTags(plugins, options.cwd)), 'dfd.backend': backend.name, 'dfd.protocol.selection': selectBy, 'dfd.seed': String(experiment.seed) },
+      tags: {
+        ...(await collectRunTags(plugins, options.cwd)),
+        'dfd.backend': backend.name,
+        'dfd.protocol.selection': selectBy,
+        'dfd.seed': String(experiment.seed),
+        ...(experiment.stage ? { 'dfd.stage': experiment.stage } : {}),
+        ...(parent ? parentTags(parent) : {}),
+      },
       datasets: [
         { name: `${slots.dataset.use}:train`, digest: await digest('train'), source: JSON.stringify(slots.dataset.config), context: 'training' },
         { name: `${slots.dataset.use}:val`, digest: await digest('val'), source: JSON.stringify(slots.dataset.config), context: 'validation' },
@@ -308,7 +321,8 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       ],
       totalSteps: trainer.totalSteps,
       ...(resume ? { resumedFromStep: trainer.step } : {}),
-      ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
+      ...(parentRunId ? { parentRunId } : {}),
+      ...(parent && !options.parentRunId ? { parentRunDir: parent.runDir } : {}),
     });
 
     const outcome = await trainer.fit();
@@ -349,7 +363,7 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
     if (skipped?.count) {
       bus.emit({ type: 'warning', source: 'loader', message: `${skipped.count} images skipped (corrupt or unreadable): ${skipped.messages.slice(0, 5).join(' | ')}` });
     }
-    for (const name of ['config.json', 'selected.json', 'checkpoints/best.safetensors']) {
+    for (const name of ['config.json', 'selected.json', 'parent.json', 'checkpoints/best.safetensors']) {
       const path = join(run.dir, name);
       if (existsSync(path)) bus.emit({ type: 'artifact', path, name });
     }
@@ -377,6 +391,34 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
     trainer?.dispose();
     assembled?.dispose();
   }
+}
+
+/**
+ * A run with `init` starts from its parent's tensors: copied (and recorded in parent.json) when it starts,
+ * read back from parent.json when it resumes (the resumable checkpoint already holds every tensor).
+ */
+async function initFromParent(execution: Execution, detector: Detector, options: RunOptions): Promise<InitRecord | undefined> {
+  const init = execution.experiment.init;
+  if (!init) return undefined;
+  if (execution.resumeFrom) {
+    const recorded = readInitRecord(execution.run.dir);
+    if (!recorded) throw new Error(`${execution.run.dir} has init in config.json but no parent.json: it cannot be resumed as a stage-2 run; start it again`);
+    return recorded;
+  }
+  const record = await applyInit(init, detector.trainableVariables(), { plugins: execution.plugins, cwd: options.cwd ?? process.cwd() });
+  writeInitRecord(execution.run.dir, record);
+  return record;
+}
+
+function parentTags(parent: InitRecord): Record<string, string> {
+  return {
+    'dfd.parent.runId': parent.runId,
+    'dfd.parent.runDir': parent.runDir,
+    ...(parent.stage ? { 'dfd.parent.stage': parent.stage } : {}),
+    'dfd.init.variables': Object.keys(parent.variables).join(','),
+    'dfd.init.trainable': String(parent.trainable),
+    'dfd.init.checkpointSha256': parent.sha256,
+  };
 }
 
 /** Trains, selects on validation, evaluates on test and writes the run directory. */

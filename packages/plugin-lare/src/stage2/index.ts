@@ -7,14 +7,23 @@ import { LareEgreConfigSchema, LareMlpConfigSchema, LareRoiConfigSchema } from '
 import { LareEgreEnhancer } from './egre.js';
 import { LareMlpEnhancer } from './mlp.js';
 import { LareRoiEnhancer } from './roi.js';
+import { LareLinearConfigSchema, LareLinearDetector } from './linear-detector.js';
 
 export * from './config.js';
 export * from './map.js';
 export * from './egre.js';
 export * from './mlp.js';
 export * from './roi.js';
+export * from './linear-detector.js';
 
 export function registerStage2(r: PluginRegistrar): void {
+  r.add({
+    kind: 'detector',
+    name: 'lare-linear',
+    description: 'LaRE alone: a linear head on the pooled LaRE map (no CLIP)',
+    config: LareLinearConfigSchema,
+    useClass: LareLinearDetector,
+  });
   r.add({
     kind: 'enhancer',
     name: 'lare-egre',
