@@ -61,6 +61,7 @@ export function createFeatureCacheLoader(config: FeatureCacheConfig, resolver: R
     dir: isAbsolute(config.dir) ? config.dir : resolve(process.cwd(), config.dir),
     preprocessing: { loader: config.inner.use, config: without(innerConfig, config.keyIgnores) },
     train: config.train,
+    precision: encoder.frozenImageEncoder ? (encoder.frozenPrecision ?? 'fp32') : 'fp32',
     encodeBatchSize: config.encodeBatchSize,
     ownsInner: true,
     ...(config.log ? { log: (message: string) => process.stderr.write(`[dfd] ${message}\n`) } : {}),

@@ -33,6 +33,8 @@ export interface FeatureCacheOptions {
    */
   preprocessing: unknown;
   train?: TrainView;
+  /** Precision of the frozen path, as the encoder announces it before opening (for the run's protocol facts). */
+  precision?: string;
   /** Images per frozen-encoder call when filling the cache. */
   encodeBatchSize?: number;
   /** Progress lines (hits, misses, time); default none. */
@@ -94,6 +96,11 @@ export class FeatureCacheLoader implements BatchLoader {
     return { count: inner.count + this.messages.length, messages: [...this.messages, ...inner.messages] };
   }
 
+  /** Recorded in the run's protocol: the precision of every cached or freshly encoded feature, and the training view. */
+  protocolFacts(): Record<string, string> {
+    return { frozen_precision: this.options.precision ?? 'fp32', feature_cache_train_view: this.train };
+  }
+
   stats(): FeatureCacheStats {
     return { ...this.counts };
   }
@@ -114,7 +121,14 @@ export class FeatureCacheLoader implements BatchLoader {
       const key = {
         format: FEATURE_STORE_FORMAT,
         view: 'eval',
-        encoder: { name: encoder.info.name, weightsDigest: encoder.weightsDigest, embedDim: encoder.info.embedDim, imageSize: encoder.info.imageSize },
+        encoder: {
+          name: encoder.info.name,
+          weightsDigest: encoder.weightsDigest,
+          embedDim: encoder.info.embedDim,
+          imageSize: encoder.info.imageSize,
+          // fp32 and int8 features never share a namespace, even for a graph whose digest would not say so.
+          precision: encoder.precision ?? 'fp32',
+        },
         preprocessing: this.options.preprocessing,
       };
       const store = new FeatureStore(this.dir, digestOf(key).slice(0, 32), encoder.info.embedDim);

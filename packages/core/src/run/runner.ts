@@ -252,6 +252,7 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       select_metric: selectBy === 'val' ? t.selectMetric : 'none',
       seed: experiment.seed,
       ...(assembled.dataset.protocolFacts?.() ?? {}),
+      ...(loader.protocolFacts?.() ?? {}),
     };
 
     const digest = async (split: Split) => (await assembled!.dataset.digest?.({ split, subsets: subsetsOf(assembled!, experiment, split) })) ?? 'unknown';

@@ -9,11 +9,12 @@
  */
 import { existsSync } from 'node:fs';
 import { writeFile, rename } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ensureBackend, readSafetensors, UsageError, writeSafetensors, type CliCommand, type CliIO, type FrozenImageEncoder } from '@dfd/core';
 import { loadClip } from '../load.js';
 import { findClipOnnx, OnnxClipImageEncoder } from '../onnx-encoder.js';
 import { TfjsClipImageEncoder } from '../frozen-tfjs.js';
+import { FROZEN_PRECISIONS, type FrozenPrecision } from '../onnx-session.js';
 import { clipResizeCrop, normalizeToChw } from '../preprocess.js';
 import { imagesFromGlob, imagesFromList } from './image-list.js';
 import { parseFlags, positiveInt } from './args.js';
@@ -26,8 +27,11 @@ Frozen CLIP image embeddings (and optionally patch tokens) for many images.
   --images GLOB        images to encode, e.g. 'data/**/*.jpg' (quote it)
   --dataset LIST       a text file with one image path per line, or a JSON array of paths / {"path": ...}
   --out FILE           output .safetensors; the row index goes to FILE.index.json beside it
-  --engine onnx|tfjs   onnx (default when DIR has onnx/vision_model.onnx) or tfjs
-  --onnx PATH          ONNX vision tower, when not at DIR/onnx/vision_model.onnx
+  --engine onnx|tfjs   onnx (default when DIR has onnx/vision_model.onnx or model.safetensors) or tfjs
+  --precision P        fp32 (default) | int8 | bf16 for the onnx engine. int8: the vision tower is built from
+                       model.safetensors with int8 encoder weights, once, and cached beside the model (~3x fp32);
+                       bf16 is refused on CPU (onnxruntime has no fast bf16 kernel here)
+  --onnx PATH          ONNX vision tower, when not at DIR/onnx/vision_model.onnx (fp32 only)
   --device cpu|cuda    onnxruntime device (cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12)
   --batch N            images per forward pass (default 16)
   --threads N          onnxruntime intra-op threads (default: all cores)
@@ -40,6 +44,7 @@ Re-running with the same --out skips images already in it.`;
 interface IndexFile {
   model: string;
   engine: string;
+  precision: string;
   weightsDigest: string;
   embedDim: number;
   patchTokens: boolean;
@@ -67,28 +72,38 @@ class Progress {
   }
 }
 
-async function openEngine(engine: string, model: string, values: Map<string, string>): Promise<FrozenImageEncoder> {
+async function openEngine(engine: string, model: string, values: Map<string, string>, io: CliIO): Promise<FrozenImageEncoder> {
   if (engine === 'onnx') {
     const device = values.get('device') ?? 'cpu';
     if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
     const threads = values.has('threads') ? positiveInt(values.get('threads'), 'threads', 1) : undefined;
+    const precision = values.get('precision') ?? 'fp32';
+    if (!FROZEN_PRECISIONS.includes(precision as FrozenPrecision)) throw new UsageError(`--precision must be one of ${FROZEN_PRECISIONS.join(', ')}, got '${precision}'`);
     return OnnxClipImageEncoder.create(model, {
       device,
+      precision: precision as FrozenPrecision,
+      log: (message) => io.stderr.write(`encode: ${message}\n`),
       ...(values.has('onnx') ? { onnx: values.get('onnx')! } : {}),
       ...(threads ? { threads } : {}),
     });
   }
+  if ((values.get('precision') ?? 'fp32') !== 'fp32') throw new UsageError(`--precision ${values.get('precision')} needs --engine onnx (the tfjs towers are fp32)`);
   await ensureBackend();
   return TfjsClipImageEncoder.wrap(await loadClip(model), true);
 }
 
+/** onnx whenever it can run: an export is there, or model.safetensors to build one from. */
 async function defaultEngine(model: string, onnx: string | undefined): Promise<'onnx' | 'tfjs'> {
   try {
     await findClipOnnx(model, onnx);
     return 'onnx';
   } catch {
-    return 'tfjs';
+    return existsSync(join(model, 'model.safetensors')) ? 'onnx' : 'tfjs';
   }
+}
+
+function precisionOf(encoder: FrozenImageEncoder): string {
+  return encoder.precision ?? 'fp32';
 }
 
 interface Rows {
@@ -103,7 +118,8 @@ async function readExisting(out: string, encoder: FrozenImageEncoder, patchToken
   const { tensors, metadata } = await readSafetensors(out);
   if (metadata.weights_digest !== encoder.weightsDigest) {
     throw new UsageError(
-      `${out} was written by another model (weights digest ${metadata.weights_digest?.slice(0, 12) ?? 'unknown'}, this one ${encoder.weightsDigest.slice(0, 12)}); ` +
+      `${out} was written by another model or precision (weights digest ${metadata.weights_digest?.slice(0, 12) ?? 'unknown'}, precision ${metadata.precision ?? 'fp32'}; ` +
+        `this one ${encoder.weightsDigest.slice(0, 12)}, precision ${precisionOf(encoder)}); ` +
         'choose another --out or delete the file to start over',
     );
   }
@@ -140,6 +156,7 @@ async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model:
   await writeSafetensors(out, tensors, {
     model,
     engine: encoder.engine,
+    precision: precisionOf(encoder),
     weights_digest: encoder.weightsDigest,
     patch_tokens: String(patchTokens),
     paths: JSON.stringify(rows.paths),
@@ -147,6 +164,7 @@ async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model:
   const index: IndexFile = {
     model,
     engine: encoder.engine,
+    precision: precisionOf(encoder),
     weightsDigest: encoder.weightsDigest,
     embedDim: info.embedDim,
     patchTokens,
@@ -164,7 +182,7 @@ export const encodeCommand: CliCommand = {
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<number> {
     const { values, booleans } = parseFlags(args, {
-      values: ['model', 'images', 'dataset', 'out', 'engine', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every'],
+      values: ['model', 'images', 'dataset', 'out', 'engine', 'precision', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every'],
       booleans: ['patch-tokens', 'help'],
     });
     if (booleans.has('help')) {
@@ -189,14 +207,14 @@ export const encodeCommand: CliCommand = {
     const patchTokens = booleans.has('patch-tokens');
 
     const images = values.has('images') ? await imagesFromGlob(values.get('images')!, io.cwd) : await imagesFromList(values.get('dataset')!, io.cwd);
-    const encoder = await openEngine(engine, model, values);
+    const encoder = await openEngine(engine, model, values, io);
     try {
       const rows = await readExisting(out, encoder, patchTokens);
       const done = new Set(rows.paths);
       const todo = images.filter((p) => !done.has(p));
       io.stdout.write(
         `encode: ${images.length} images, ${images.length - todo.length} already in ${out}, ${todo.length} to do ` +
-          `(${encoder.info.name}, ${encoder.engine}, batch ${batch})\n`,
+          `(${encoder.info.name}, ${encoder.engine}, ${precisionOf(encoder)}, batch ${batch})\n`,
       );
       const skipped: IndexFile['skipped'] = [];
       const size = encoder.info.imageSize;
