@@ -15,7 +15,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch, BatchLoader, BatchSource, BatchSourceOptions, FrozenImageEncoder, Sample } from '../contracts.js';
 import { ensureBackend } from '../backend.js';
 import { rngFor } from '../rng.js';
-import { contentDigest, digestOf } from './content-hash.js';
+import { join } from 'node:path';
+import { digestOf } from './content-hash.js';
+import { FileDigestIndex } from './digest-index.js';
 import { FEATURE_STORE_FORMAT, FeatureStore } from './store.js';
 
 export type TrainView = 'augmented' | 'eval-view';
@@ -68,6 +70,7 @@ export class FeatureCacheLoader implements BatchLoader {
   readonly preprocessingDigest: string;
   private encoderPromise?: Promise<FrozenImageEncoder>;
   private storePromise?: Promise<FeatureStore>;
+  private digestsPromise?: Promise<FileDigestIndex>;
   private readonly counts: FeatureCacheStats = { hits: 0, misses: 0, augmentedEncoded: 0, skipped: 0, encodeSeconds: 0 };
   private readonly messages: string[] = [];
 
@@ -136,6 +139,12 @@ export class FeatureCacheLoader implements BatchLoader {
       return store;
     })();
     return this.storePromise;
+  }
+
+  /** Image content digests, remembered across processes in `<dir>/file-digests.jsonl`. @internal */
+  digests(): Promise<FileDigestIndex> {
+    this.digestsPromise ??= FileDigestIndex.open(join(this.dir, 'file-digests.jsonl'));
+    return this.digestsPromise;
   }
 
   /** Runs the frozen encoder on one inner batch's pixels. @internal */
@@ -214,18 +223,20 @@ class CachedFeatureSource implements BatchSource {
     const store = await loader.store();
     const digests = new Map<string, string>();
     const started = performance.now();
+    const index = await loader.digests();
     // Hash a few files at a time: enough to keep the disk busy, few enough open files.
     for (let i = 0; i < this.samples.length; i += 32) {
       await Promise.all(
         this.samples.slice(i, i + 32).map(async (sample) => {
           try {
-            digests.set(sample.id, await contentDigest(sample.path));
+            digests.set(sample.id, await index.digest(sample.path));
           } catch (error) {
             loader.skip(`${sample.path}: ${(error as Error).message}`);
           }
         }),
       );
     }
+    await index.flush();
     const missing = new Map<string, Sample>();
     for (const sample of this.samples) {
       const digest = digests.get(sample.id);
