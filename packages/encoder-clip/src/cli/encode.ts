@@ -10,7 +10,20 @@
 import { existsSync } from 'node:fs';
 import { writeFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ensureBackend, readSafetensors, UsageError, writeSafetensors, type CliCommand, type CliIO, type FrozenImageEncoder } from '@dfd/core';
+import {
+  canonicalJson,
+  ensureBackend,
+  evalViewLoader,
+  ExperimentContainer,
+  readSafetensors,
+  UsageError,
+  writeSafetensors,
+  type CliCommand,
+  type CliIO,
+  type EncoderInfo,
+  type FrozenImageEncoder,
+  type Sample,
+} from '@dfd/core';
 import { loadClip } from '../load.js';
 import { findClipOnnx, OnnxClipImageEncoder } from '../onnx-encoder.js';
 import { TfjsClipImageEncoder } from '../frozen-tfjs.js';
@@ -37,6 +50,10 @@ Frozen CLIP image embeddings (and optionally patch tokens) for many images.
   --threads N          onnxruntime intra-op threads (default: all cores)
   --patch-tokens       also store patch tokens [N, h, w, width]
   --resample pil|sharp resize filter: pil (default, equals CLIPImageProcessor) or sharp (libvips, faster)
+  --preset NAME        make the pixels with the eval view of a loader preset (clip, ufd, df40, clare, lare of
+                       @dfd/dataset-df40's 'images' loader): the feature cache's own path, so rows equal the
+                       cache's features for the same preset; recorded in the index (preprocessing)
+  --loader NAME        the loader whose preset --preset names (default images)
   --checkpoint-every N rewrite the output every N batches (default 20)
 
 Re-running with the same --out skips images already in it.`;
@@ -45,6 +62,8 @@ interface IndexFile {
   model: string;
   engine: string;
   precision: string;
+  /** What made the pixels: `{ transform: 'clip-eval', resample }`, or a loader preset's eval view (as in the feature-cache key). */
+  preprocessing: Record<string, unknown>;
   weightsDigest: string;
   embedDim: number;
   patchTokens: boolean;
@@ -112,7 +131,7 @@ interface Rows {
   patches: Float32Array[];
 }
 
-async function readExisting(out: string, encoder: FrozenImageEncoder, patchTokens: boolean): Promise<Rows> {
+async function readExisting(out: string, encoder: FrozenImageEncoder, patchTokens: boolean, source: PixelSource): Promise<Rows> {
   const rows: Rows = { paths: [], embeds: [], patches: [] };
   if (!existsSync(out)) return rows;
   const { tensors, metadata } = await readSafetensors(out);
@@ -125,6 +144,13 @@ async function readExisting(out: string, encoder: FrozenImageEncoder, patchToken
   }
   if ((metadata.patch_tokens === 'true') !== patchTokens) {
     throw new UsageError(`${out} was written ${patchTokens ? 'without' : 'with'} --patch-tokens; use the same flags to resume, or another --out`);
+  }
+  const recorded = metadata.preprocessing ?? canonicalJson({ transform: 'clip-eval', resample: 'pil' });
+  if (source.preprocessing.preset === undefined && recorded !== canonicalJson(source.preprocessing)) {
+    throw new UsageError(`${out} was made with other preprocessing (${recorded}); use the same --preset/--resample to resume, or another --out`);
+  }
+  if (source.preprocessing.preset !== undefined && !recorded.includes(`"preset":${JSON.stringify(source.preprocessing.preset)}`)) {
+    throw new UsageError(`${out} was made with other preprocessing (${recorded}); use the same --preset to resume, or another --out`);
   }
   rows.paths = JSON.parse(metadata.paths ?? '[]') as string[];
   const embeds = tensors.embeds;
@@ -144,7 +170,15 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model: string, patchTokens: boolean, skipped: IndexFile['skipped']): Promise<void> {
+async function save(
+  out: string,
+  rows: Rows,
+  encoder: FrozenImageEncoder,
+  model: string,
+  patchTokens: boolean,
+  skipped: IndexFile['skipped'],
+  preprocessing: Record<string, unknown>,
+): Promise<void> {
   const info = encoder.info;
   const n = rows.paths.length;
   rows.embeds = [concat(rows.embeds)];
@@ -159,6 +193,7 @@ async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model:
     precision: precisionOf(encoder),
     weights_digest: encoder.weightsDigest,
     patch_tokens: String(patchTokens),
+    preprocessing: canonicalJson(preprocessing),
     paths: JSON.stringify(rows.paths),
   });
   const index: IndexFile = {
@@ -168,6 +203,7 @@ async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model:
     weightsDigest: encoder.weightsDigest,
     embedDim: info.embedDim,
     patchTokens,
+    preprocessing,
     rows: rows.paths,
     skipped,
   };
@@ -176,13 +212,88 @@ async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model:
   await rename(`${indexPath}.tmp`, indexPath);
 }
 
+interface PixelBatch {
+  /** Images consumed (good and skipped). */
+  chunk: number;
+  good: string[];
+  pixels: Float32Array;
+}
+type PixelSource = ((paths: string[], batch: number, info: EncoderInfo, skipped: IndexFile['skipped']) => AsyncIterable<PixelBatch>) & {
+  preprocessing: Record<string, unknown>;
+};
+
+/** The default: CLIP's eval transform with the Pillow-bicubic port (equals CLIPImageProcessor). */
+function pilSource(resample: 'pil' | 'sharp', onSkip: (path: string, reason: string) => void): PixelSource {
+  const fn = async function* (paths: string[], batch: number, info: EncoderInfo, skipped: IndexFile['skipped']): AsyncIterable<PixelBatch> {
+    const size = info.imageSize;
+    for (let start = 0; start < paths.length; start += batch) {
+      const chunk = paths.slice(start, start + batch);
+      const crops = await Promise.all(
+        chunk.map(async (path) => {
+          try {
+            return await clipResizeCrop(path, size, resample);
+          } catch (error) {
+            const reason = (error as Error).message;
+            skipped.push({ path, reason });
+            onSkip(path, reason);
+            return undefined;
+          }
+        }),
+      );
+      const good = chunk.filter((_, i) => crops[i]);
+      const pixels = new Float32Array(good.length * 3 * size * size);
+      let k = 0;
+      crops.forEach((crop) => crop && normalizeToChw(crop, size, info.mean, info.std, pixels, k++ * 3 * size * size));
+      yield { chunk: chunk.length, good, pixels };
+    }
+  };
+  return Object.assign(fn, { preprocessing: { transform: 'clip-eval', resample } });
+}
+
+/** A loader preset's eval view, built exactly as the feature cache builds its inner loader (core's evalViewLoader). */
+function presetSource(io: CliIO, loaderName: string, preset: string): PixelSource {
+  const registry = io.registry;
+  if (!registry) throw new UsageError('--preset needs the plugins of the dfd command (run it as `dfd encode`)');
+  if (!registry.namesOf('loader').includes(loaderName)) {
+    throw new UsageError(`--preset: no loader '${loaderName}' is installed (loaders: ${registry.namesOf('loader').join(', ') || 'none'}); install @dfd/dataset-df40 for 'images'`);
+  }
+  const state: { preprocessing: Record<string, unknown> } = { preprocessing: {} };
+  const fn = async function* (paths: string[], batch: number, info: EncoderInfo, skipped: IndexFile['skipped']): AsyncIterable<PixelBatch> {
+    await ensureBackend();
+    const container = ExperimentContainer.create();
+    const { loader, preprocessing } = evalViewLoader(registry, container, { use: loaderName, preset, config: { size: info.imageSize } });
+    Object.assign(state.preprocessing, preprocessing, { preset });
+    const samples: Sample[] = paths.map((path) => ({ id: path, path, label: 0, subset: 'encode', split: 'test', videoId: path }));
+    const batches = loader.create(samples, { split: 'test', batchSize: batch, shuffle: false, augment: false, seed: 0, needs: { pixels: true, features: false, extras: [], boxes: false } });
+    const done = new Set<string>();
+    try {
+      for await (const b of batches.batches(0)) {
+        const good = b.samples.map((s) => s.path);
+        const pixels = (await b.pixels!.data()) as Float32Array;
+        b.dispose();
+        good.forEach((path) => done.add(path));
+        yield { chunk: good.length, good, pixels };
+      }
+      // The loader counts and logs what it could not decode; the index lists each with the loader's reason.
+      const messages = loader.skipped?.().messages ?? [];
+      const missing = paths.filter((path) => !done.has(path));
+      for (const path of missing) skipped.push({ path, reason: messages.find((m) => m.includes(path)) ?? 'skipped by the loader (unreadable image)' });
+      if (missing.length) yield { chunk: missing.length, good: [], pixels: new Float32Array(0) };
+    } finally {
+      (loader as { dispose?: () => void }).dispose?.();
+      container.dispose?.();
+    }
+  };
+  return Object.assign(fn, { preprocessing: state.preprocessing });
+}
+
 export const encodeCommand: CliCommand = {
   name: 'encode',
   summary: 'Frozen CLIP image embeddings (and patch tokens) for many images, resumable, into safetensors',
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<number> {
     const { values, booleans } = parseFlags(args, {
-      values: ['model', 'images', 'dataset', 'out', 'engine', 'precision', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every'],
+      values: ['model', 'images', 'dataset', 'out', 'engine', 'precision', 'preset', 'loader', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every'],
       booleans: ['patch-tokens', 'help'],
     });
     if (booleans.has('help')) {
@@ -206,10 +317,15 @@ export const encodeCommand: CliCommand = {
     if (engine !== 'onnx' && engine !== 'tfjs') throw new UsageError(`--engine must be onnx or tfjs, got '${engine}'`);
     const patchTokens = booleans.has('patch-tokens');
 
+    const preset = values.get('preset');
+    if (values.has('loader') && !preset) throw new UsageError('--loader goes with --preset NAME');
+    const source: PixelSource = preset
+      ? presetSource(io, values.get('loader') ?? 'images', preset)
+      : pilSource(resample, (path, reason) => io.stderr.write(`encode: skip ${path}: ${reason}\n`));
     const images = values.has('images') ? await imagesFromGlob(values.get('images')!, io.cwd) : await imagesFromList(values.get('dataset')!, io.cwd);
     const encoder = await openEngine(engine, model, values, io);
     try {
-      const rows = await readExisting(out, encoder, patchTokens);
+      const rows = await readExisting(out, encoder, patchTokens, source);
       const done = new Set(rows.paths);
       const todo = images.filter((p) => !done.has(p));
       io.stdout.write(
@@ -217,39 +333,21 @@ export const encodeCommand: CliCommand = {
           `(${encoder.info.name}, ${encoder.engine}, ${precisionOf(encoder)}, batch ${batch})\n`,
       );
       const skipped: IndexFile['skipped'] = [];
-      const size = encoder.info.imageSize;
       const progress = new Progress(io, todo.length);
       let processed = 0;
       let batches = 0;
-      for (let start = 0; start < todo.length; start += batch) {
-        const chunk = todo.slice(start, start + batch);
-        const crops = await Promise.all(
-          chunk.map(async (path) => {
-            try {
-              return await clipResizeCrop(path, size, resample);
-            } catch (error) {
-              const reason = (error as Error).message;
-              skipped.push({ path, reason });
-              io.stderr.write(`encode: skip ${path}: ${reason}\n`);
-              return undefined;
-            }
-          }),
-        );
-        const good = chunk.filter((_, i) => crops[i]);
+      for await (const { chunk, good, pixels } of source(todo, batch, encoder.info, skipped)) {
         if (good.length) {
-          const pixels = new Float32Array(good.length * 3 * size * size);
-          let k = 0;
-          crops.forEach((crop) => crop && normalizeToChw(crop, size, encoder.info.mean, encoder.info.std, pixels, k++ * 3 * size * size));
           const result = await encoder.embed(pixels, good.length, { patchTokens });
           rows.paths.push(...good);
           rows.embeds.push(result.embeds);
           if (patchTokens) rows.patches.push(result.patchTokens!);
         }
-        processed += chunk.length;
+        processed += chunk;
         progress.update(processed);
-        if (++batches % every === 0) await save(out, rows, encoder, model, patchTokens, skipped);
+        if (++batches % every === 0) await save(out, rows, encoder, model, patchTokens, skipped, source.preprocessing);
       }
-      await save(out, rows, encoder, model, patchTokens, skipped);
+      await save(out, rows, encoder, model, patchTokens, skipped, source.preprocessing);
       io.stdout.write(`encode: wrote ${rows.paths.length} rows to ${out} (index ${out}.index.json)${skipped.length ? `; skipped ${skipped.length} unreadable image(s)` : ''}\n`);
       return 0;
     } finally {
