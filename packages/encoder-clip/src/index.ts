@@ -14,6 +14,7 @@ export * from './onnx-session.js';
 export { ensureClipVisionOnnx, CLIP_ONNX_MANIFEST_FORMAT, PRECISION_METHODS, type BuiltGraph, type BuiltGraphManifest } from './onnx-build/build-cache.js';
 export { CLIP_VISION_GRAPH_VERSION, ClipGraphError, writeClipVisionGraph, type GraphPrecision } from './onnx-build/clip-vision-graph.js';
 export { OnnxGraphBuilder } from './onnx-build/graph-builder.js';
+export { ProtoWriter, DataType as OnnxDataType } from './onnx-build/proto.js';
 export { quantizeLinearWeight } from './onnx-build/quantize.js';
 export * from './frozen-tfjs.js';
 export * from './plugin.js';

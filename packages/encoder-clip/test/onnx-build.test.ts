@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors, writeSafetensors, type NamedTensor } from '@dfd/core';
-import { ClipOnnxError, ensureClipVisionOnnx, OnnxClipImageEncoder, quantizeLinearWeight } from '@dfd/encoder-clip';
+import { ClipOnnxError, ensureClipVisionOnnx, OnnxClipImageEncoder, ProtoWriter, quantizeLinearWeight } from '@dfd/encoder-clip';
 import { detScaled, detTensor } from './det-weights.js';
 import { FIXTURES, TINY_CLIP, f32, maxAbsDiff, reference } from './helpers.js';
 
@@ -208,5 +208,16 @@ describe('quantizeLinearWeight', () => {
         expect(Math.abs(q.values[i * out + o]! * q.scales[o]! - weight[o * inFeatures + i]!)).toBeLessThanOrEqual(q.scales[o]! / 2 + 1e-7);
       }
     }
+  });
+});
+
+describe('ProtoWriter (protobuf wire format)', () => {
+  it('writes varints as protobuf does, negative int64 as ten bytes', () => {
+    expect(Array.from(new ProtoWriter().varint(300).finish())).toEqual([0xac, 0x02]);
+    expect(Array.from(new ProtoWriter().varint(-1).finish())).toEqual([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    // field 1, varint 150 — the example of the protobuf encoding guide
+    expect(Array.from(new ProtoWriter().int(1, 150).finish())).toEqual([0x08, 0x96, 0x01]);
+    expect(Array.from(new ProtoWriter().string(2, 'testing').finish())).toEqual([0x12, 0x07, ...Buffer.from('testing')]);
+    expect(Array.from(new ProtoWriter().float(2, 1).finish())).toEqual([0x15, 0x00, 0x00, 0x80, 0x3f]);
   });
 });
