@@ -57,10 +57,30 @@ function visionPrefix(file: SafetensorsFile): { vision: string; projection: stri
   );
 }
 
+/** Graph variants kept for measurement (bench): the default is what the cache builds. */
+export interface GraphVariant {
+  /** `fused`: com.microsoft:MultiHeadAttention (default); `plain`: reshape/transpose/MatMul/Softmax. */
+  attention?: 'fused' | 'plain';
+}
+
 interface Ctx {
   g: OnnxGraphBuilder;
   w: WeightReader;
   precision: GraphPrecision;
+  variant: GraphVariant;
+}
+
+/** Scaled dot-product attention from standard ops: `[B, T, W]` q, k, v → `[B, T, W]`. */
+function plainAttention(ctx: Ctx, q: string, k: string, v: string, heads: number, width: number): string {
+  const { g } = ctx;
+  const d = width / heads;
+  const split = g.int64s('shape', [0, 0, heads, d]);
+  const qh = g.op('Transpose', [g.op('Reshape', [q, split])], { perm: [0, 2, 1, 3] });
+  const kh = g.op('Transpose', [g.op('Reshape', [k, split])], { perm: [0, 2, 3, 1] });
+  const vh = g.op('Transpose', [g.op('Reshape', [v, split])], { perm: [0, 2, 1, 3] });
+  const scores = g.op('Mul', [g.op('MatMul', [qh, kh]), g.constant('scale', [], Float32Array.of(1 / Math.sqrt(d)))]);
+  const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), vh]);
+  return g.op('Reshape', [g.op('Transpose', [context], { perm: [0, 2, 1, 3] }), g.int64s('shape', [0, 0, width])]);
 }
 
 /** `x @ weightᵀ + bias` for a PyTorch Linear `[out, in]`, in the graph's precision. */
@@ -119,7 +139,10 @@ async function encoderLayer(ctx: Ctx, x: string, i: number, config: ClipConfig):
   const qkvBias = concat([await bias('q_proj'), await bias('k_proj'), await bias('v_proj')]);
   const qkv = await linear(ctx, h, `${p}.self_attn.qkv`, qkvWeight, qkvBias, 3 * W, W);
   const [q, k, vv] = g.node('Split', [qkv, g.int64s('split', [W, W, W])], { attributes: { axis: -1 }, outputs: 3 });
-  const attended = g.op('MultiHeadAttention', [q!, k!, vv!], { num_heads: v.numHeads, scale: { float: 1 / Math.sqrt(W / v.numHeads) } }, MS);
+  const attended =
+    ctx.variant.attention === 'plain'
+      ? plainAttention(ctx, q!, k!, vv!, v.numHeads, W)
+      : g.op('MultiHeadAttention', [q!, k!, vv!], { num_heads: v.numHeads, scale: { float: 1 / Math.sqrt(W / v.numHeads) } }, MS);
   const attnOut = await linear(ctx, attended, `${p}.self_attn.out_proj`, await proj('out_proj'), await bias('out_proj'), W, W);
   const afterAttn = g.op('Add', [x, attnOut]);
   const h2 = await layerNorm(ctx, afterAttn, `${p}.layer_norm2`, W, v.layerNormEps);
@@ -150,9 +173,15 @@ async function embeddings(ctx: Ctx, pixels: string, config: ClipConfig): Promise
 }
 
 /** Adds the whole tower to `g`; weights are read one tensor at a time from `file`. */
-export async function writeClipVisionGraph(g: OnnxGraphBuilder, file: SafetensorsFile, config: ClipConfig, precision: GraphPrecision): Promise<void> {
+export async function writeClipVisionGraph(
+  g: OnnxGraphBuilder,
+  file: SafetensorsFile,
+  config: ClipConfig,
+  precision: GraphPrecision,
+  variant: GraphVariant = {},
+): Promise<void> {
   const names = visionPrefix(file);
-  const ctx: Ctx = { g, w: new WeightReader(file, names.vision), precision };
+  const ctx: Ctx = { g, w: new WeightReader(file, names.vision), precision, variant };
   g.useOpset(MS, 1);
   const v = config.vision;
   const W = v.hiddenSize;
