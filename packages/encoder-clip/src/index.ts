@@ -16,6 +16,7 @@ export { CLIP_VISION_GRAPH_VERSION, ClipGraphError, writeClipVisionGraph, type G
 export { OnnxGraphBuilder } from './onnx-build/graph-builder.js';
 export { ProtoWriter, DataType as OnnxDataType } from './onnx-build/proto.js';
 export { quantizeLinearWeight } from './onnx-build/quantize.js';
+export { GraphQuantizeError, quantizeMatMulWeight, quantizeOnnxMatMuls, type QuantizeGraphOptions, type QuantizeGraphReport } from './onnx-build/quantize-graph.js';
 export * from './frozen-tfjs.js';
 export * from './plugin.js';
 export { encodeCommand } from './cli/encode.js';

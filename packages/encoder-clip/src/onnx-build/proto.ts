@@ -82,6 +82,14 @@ export class ProtoWriter {
     return this.bytes(field, new Uint8Array(data.buffer));
   }
 
+  /** Appends already-encoded bytes (a field copied from another message). */
+  raw(data: Uint8Array): this {
+    this.reserve(data.length);
+    this.buffer.set(data, this.length);
+    this.length += data.length;
+    return this;
+  }
+
   finish(): Uint8Array {
     return this.buffer.slice(0, this.length);
   }
