@@ -61,6 +61,8 @@ function visionPrefix(file: SafetensorsFile): { vision: string; projection: stri
 export interface GraphVariant {
   /** `fused`: com.microsoft:MultiHeadAttention (default); `plain`: reshape/transpose/MatMul/Softmax. */
   attention?: 'fused' | 'plain';
+  /** In an int8 graph, Linear layers whose name matches stay float32 (e.g. /mlp\.fc2/). */
+  keepFloat?: RegExp;
 }
 
 interface Ctx {
@@ -86,7 +88,7 @@ function plainAttention(ctx: Ctx, q: string, k: string, v: string, heads: number
 /** `x @ weightᵀ + bias` for a PyTorch Linear `[out, in]`, in the graph's precision. */
 async function linear(ctx: Ctx, x: string, name: string, weight: Float32Array, bias: Float32Array | undefined, out: number, inFeatures: number): Promise<string> {
   const { g } = ctx;
-  if (ctx.precision === 'int8') {
+  if (ctx.precision === 'int8' && !ctx.variant.keepFloat?.test(name)) {
     const q = quantizeLinearWeight(weight, out, inFeatures);
     const b = await g.weight(`${name}.weight_int8`, [inFeatures, out], q.values);
     const scale = await g.weight(`${name}.weight_scale`, [out], q.scales);
