@@ -13,22 +13,18 @@ import { join, resolve } from 'node:path';
 import {
   canonicalJson,
   ensureBackend,
-  evalViewLoader,
-  ExperimentContainer,
   readSafetensors,
   UsageError,
   writeSafetensors,
   type CliCommand,
   type CliIO,
-  type EncoderInfo,
   type FrozenImageEncoder,
-  type Sample,
 } from '@dfd/core';
 import { loadClip } from '../load.js';
 import { findClipOnnx, OnnxClipImageEncoder } from '../onnx-encoder.js';
 import { TfjsClipImageEncoder } from '../frozen-tfjs.js';
 import { FROZEN_PRECISIONS, type FrozenPrecision } from '../onnx-session.js';
-import { clipResizeCrop, normalizeToChw } from '../preprocess.js';
+import { pilSource, presetSource, type PixelSource, type SkippedImage } from './pixel-sources.js';
 import { imagesFromGlob, imagesFromList } from './image-list.js';
 import { parseFlags, positiveInt } from './args.js';
 
@@ -68,7 +64,7 @@ interface IndexFile {
   embedDim: number;
   patchTokens: boolean;
   rows: string[];
-  skipped: Array<{ path: string; reason: string }>;
+  skipped: SkippedImage[];
 }
 
 class Progress {
@@ -145,13 +141,11 @@ async function readExisting(out: string, encoder: FrozenImageEncoder, patchToken
   if ((metadata.patch_tokens === 'true') !== patchTokens) {
     throw new UsageError(`${out} was written ${patchTokens ? 'without' : 'with'} --patch-tokens; use the same flags to resume, or another --out`);
   }
+  // A preset's full description is known only once its loader is built; its name decides the resume check.
+  const preset = source.preprocessing.preset as string | undefined;
   const recorded = metadata.preprocessing ?? canonicalJson({ transform: 'clip-eval', resample: 'pil' });
-  if (source.preprocessing.preset === undefined && recorded !== canonicalJson(source.preprocessing)) {
-    throw new UsageError(`${out} was made with other preprocessing (${recorded}); use the same --preset/--resample to resume, or another --out`);
-  }
-  if (source.preprocessing.preset !== undefined && !recorded.includes(`"preset":${JSON.stringify(source.preprocessing.preset)}`)) {
-    throw new UsageError(`${out} was made with other preprocessing (${recorded}); use the same --preset to resume, or another --out`);
-  }
+  const same = preset !== undefined ? metadata.preset === preset : !metadata.preset && recorded === canonicalJson(source.preprocessing);
+  if (!same) throw new UsageError(`${out} was made with other preprocessing (${recorded}); use the same --preset/--resample to resume, or another --out`);
   rows.paths = JSON.parse(metadata.paths ?? '[]') as string[];
   const embeds = tensors.embeds;
   if (!embeds || embeds.shape[0] !== rows.paths.length) throw new UsageError(`${out} is not a dfd encode output (no embeds row per path); use another --out`);
@@ -194,6 +188,7 @@ async function save(
     weights_digest: encoder.weightsDigest,
     patch_tokens: String(patchTokens),
     preprocessing: canonicalJson(preprocessing),
+    preset: String(preprocessing.preset ?? ''),
     paths: JSON.stringify(rows.paths),
   });
   const index: IndexFile = {
@@ -210,81 +205,6 @@ async function save(
   const indexPath = `${out}.index.json`;
   await writeFile(`${indexPath}.tmp`, `${JSON.stringify(index, null, 1)}\n`);
   await rename(`${indexPath}.tmp`, indexPath);
-}
-
-interface PixelBatch {
-  /** Images consumed (good and skipped). */
-  chunk: number;
-  good: string[];
-  pixels: Float32Array;
-}
-type PixelSource = ((paths: string[], batch: number, info: EncoderInfo, skipped: IndexFile['skipped']) => AsyncIterable<PixelBatch>) & {
-  preprocessing: Record<string, unknown>;
-};
-
-/** The default: CLIP's eval transform with the Pillow-bicubic port (equals CLIPImageProcessor). */
-function pilSource(resample: 'pil' | 'sharp', onSkip: (path: string, reason: string) => void): PixelSource {
-  const fn = async function* (paths: string[], batch: number, info: EncoderInfo, skipped: IndexFile['skipped']): AsyncIterable<PixelBatch> {
-    const size = info.imageSize;
-    for (let start = 0; start < paths.length; start += batch) {
-      const chunk = paths.slice(start, start + batch);
-      const crops = await Promise.all(
-        chunk.map(async (path) => {
-          try {
-            return await clipResizeCrop(path, size, resample);
-          } catch (error) {
-            const reason = (error as Error).message;
-            skipped.push({ path, reason });
-            onSkip(path, reason);
-            return undefined;
-          }
-        }),
-      );
-      const good = chunk.filter((_, i) => crops[i]);
-      const pixels = new Float32Array(good.length * 3 * size * size);
-      let k = 0;
-      crops.forEach((crop) => crop && normalizeToChw(crop, size, info.mean, info.std, pixels, k++ * 3 * size * size));
-      yield { chunk: chunk.length, good, pixels };
-    }
-  };
-  return Object.assign(fn, { preprocessing: { transform: 'clip-eval', resample } });
-}
-
-/** A loader preset's eval view, built exactly as the feature cache builds its inner loader (core's evalViewLoader). */
-function presetSource(io: CliIO, loaderName: string, preset: string): PixelSource {
-  const registry = io.registry;
-  if (!registry) throw new UsageError('--preset needs the plugins of the dfd command (run it as `dfd encode`)');
-  if (!registry.namesOf('loader').includes(loaderName)) {
-    throw new UsageError(`--preset: no loader '${loaderName}' is installed (loaders: ${registry.namesOf('loader').join(', ') || 'none'}); install @dfd/dataset-df40 for 'images'`);
-  }
-  const state: { preprocessing: Record<string, unknown> } = { preprocessing: {} };
-  const fn = async function* (paths: string[], batch: number, info: EncoderInfo, skipped: IndexFile['skipped']): AsyncIterable<PixelBatch> {
-    await ensureBackend();
-    const container = ExperimentContainer.create();
-    const { loader, preprocessing } = evalViewLoader(registry, container, { use: loaderName, preset, config: { size: info.imageSize } });
-    Object.assign(state.preprocessing, preprocessing, { preset });
-    const samples: Sample[] = paths.map((path) => ({ id: path, path, label: 0, subset: 'encode', split: 'test', videoId: path }));
-    const batches = loader.create(samples, { split: 'test', batchSize: batch, shuffle: false, augment: false, seed: 0, needs: { pixels: true, features: false, extras: [], boxes: false } });
-    const done = new Set<string>();
-    try {
-      for await (const b of batches.batches(0)) {
-        const good = b.samples.map((s) => s.path);
-        const pixels = (await b.pixels!.data()) as Float32Array;
-        b.dispose();
-        good.forEach((path) => done.add(path));
-        yield { chunk: good.length, good, pixels };
-      }
-      // The loader counts and logs what it could not decode; the index lists each with the loader's reason.
-      const messages = loader.skipped?.().messages ?? [];
-      const missing = paths.filter((path) => !done.has(path));
-      for (const path of missing) skipped.push({ path, reason: messages.find((m) => m.includes(path)) ?? 'skipped by the loader (unreadable image)' });
-      if (missing.length) yield { chunk: missing.length, good: [], pixels: new Float32Array(0) };
-    } finally {
-      (loader as { dispose?: () => void }).dispose?.();
-      container.dispose?.();
-    }
-  };
-  return Object.assign(fn, { preprocessing: state.preprocessing });
 }
 
 export const encodeCommand: CliCommand = {
