@@ -14,6 +14,7 @@ export * from './image/normalize.js';
 export * from './image/transform.js';
 export * from './image/pipeline.js';
 export * from './extras.js';
+export * from './extra-store.js';
 export * from './loader-config.js';
 export * from './loader.js';
 export * from './synth/canvas.js';

@@ -152,7 +152,7 @@ class ImageBatchSource implements BatchSource {
         return undefined;
       }
       try {
-        prepared.extras[key] = await this.loader.run(() => loadExtra(path, key));
+        prepared.extras[key] = await this.loader.run(() => loadExtra(path, key, sample.path));
       } catch (error) {
         this.loader.skip(sample, `extra '${key}' ${path}: ${(error as Error).message}`);
         return undefined;

@@ -12,9 +12,13 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   const shape = x.shape;
   const inner = shape[shape.length - 1]!;
   const flat = x.reshape([-1, inner]) as tf.Tensor2D;
-  // Transpose the weight explicitly rather than matMul(..., transposeB): the wasm backend's transposed-B
-  // matmul leaves XNNPACK's fast path and runs ~8x slower; a [out, in] transpose costs far less.
-  let y: tf.Tensor = tf.matMul(flat, tf.transpose(weight as tf.Tensor2D));
+  // On wasm, transpose the weight explicitly rather than matMul(..., transposeB): its transposed-B matmul
+  // leaves XNNPACK's fast path and runs ~8x slower; a [out, in] transpose costs far less. TensorFlow's
+  // matmul takes transposeB natively, and the copy would cost it a weight-sized write per call.
+  let y: tf.Tensor =
+    tf.getBackend() === 'tensorflow'
+      ? tf.matMul(flat, weight as tf.Tensor2D, false, true)
+      : tf.matMul(flat, tf.transpose(weight as tf.Tensor2D));
   if (bias) y = tf.add(y, bias);
   return y.reshape([...shape.slice(0, -1), weight.shape[0]!]);
 }

@@ -13,7 +13,7 @@ import { resolveExperiment, type ExperimentInCode, type ResolvedExperiment } fro
 import type { Plugin } from '../plugin.js';
 import { Rng, rngFor } from '../rng.js';
 import { TOKENS } from '../di.js';
-import { ensureBackend } from '../backend.js';
+import { describeBackend, ensureBackend } from '../backend.js';
 import { Trainer } from '../train/trainer.js';
 import { assignWeights, loadCheckpoint } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment, type ResolvedSlots } from './assemble.js';
@@ -251,6 +251,7 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       selection: selectBy,
       select_metric: selectBy === 'val' ? t.selectMetric : 'none',
       seed: experiment.seed,
+      ...describeBackend(backend).protocolFacts,
       ...(assembled.dataset.protocolFacts?.() ?? {}),
       ...(loader.protocolFacts?.() ?? {}),
     };
