@@ -143,6 +143,8 @@ export interface BatchLoader {
    * coverage report. Optional; a loader that never leaves samples out by policy may omit it.
    */
   skipCounts?(): SkipCount[];
+  /** Facts about how features are made (frozen engine precision, cached view), recorded in the run's protocol. */
+  protocolFacts?(): Record<string, string | number>;
 }
 
 /** How many samples of one (split, subset) a loader left out, and why. */
@@ -217,12 +219,16 @@ export interface Encoder extends Module {
    * feature cache uses it to encode once; without it, the cache runs this encoder's own image tower.
    */
   frozenImageEncoder?(): Promise<FrozenImageEncoder>;
+  /** The numeric precision `frozenImageEncoder()` runs in (`fp32` when absent), known before it is opened. */
+  readonly frozenPrecision?: string;
 }
 
 /** A fast frozen image path (e.g. onnxruntime) for feature extraction at scale. */
 export interface FrozenImageEncoder {
   readonly info: EncoderInfo;
   readonly engine: string;
+  /** Numeric precision of the frozen weights (`fp32` when absent); part of feature-cache keys and run facts. */
+  readonly precision?: string;
   /** `pixels` NCHW float32 of `count` images → `[count, embedDim]` embeddings (+ patch tokens NHWC when asked). */
   embed(pixels: Float32Array, count: number, options?: { patchTokens?: boolean }): Promise<{
     embeds: Float32Array;

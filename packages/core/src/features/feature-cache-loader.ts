@@ -24,7 +24,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch, BatchLoader, BatchSource, BatchSourceOptions, FrozenImageEncoder, Sample } from '../contracts.js';
 import { ensureBackend } from '../backend.js';
 import { rngFor } from '../rng.js';
-import { contentDigest, digestOf } from './content-hash.js';
+import { join } from 'node:path';
+import { digestOf } from './content-hash.js';
+import { FileDigestIndex } from './digest-index.js';
 import { FEATURE_STORE_FORMAT, FeatureStore, type StoreDType } from './store.js';
 
 export type TrainView = 'augmented' | 'eval-view';
@@ -42,6 +44,8 @@ export interface FeatureCacheOptions {
    */
   preprocessing: unknown;
   train?: TrainView;
+  /** Precision of the frozen path, as the encoder announces it before opening (for the run's protocol facts). */
+  precision?: string;
   /** Images per frozen-encoder call when filling the cache. */
   encodeBatchSize?: number;
   /** Progress lines (hits, misses, time); default none. */
@@ -89,6 +93,7 @@ export class FeatureCacheLoader implements BatchLoader {
   private encoderPromise?: Promise<FrozenImageEncoder>;
   private storePromise?: Promise<FeatureStore>;
   private patchStorePromise?: Promise<FeatureStore>;
+  private digestsPromise?: Promise<FileDigestIndex>;
   private readonly counts: FeatureCacheStats = { hits: 0, misses: 0, augmentedEncoded: 0, skipped: 0, encodeSeconds: 0 };
   private readonly messages: string[] = [];
 
@@ -123,6 +128,11 @@ export class FeatureCacheLoader implements BatchLoader {
     return this.options.inner.skipCounts?.() ?? [];
   }
 
+  /** Recorded in the run's protocol: the precision of every cached or freshly encoded feature, and the training view. */
+  protocolFacts(): Record<string, string> {
+    return { frozen_precision: this.options.precision ?? 'fp32', feature_cache_train_view: this.train };
+  }
+
   stats(): FeatureCacheStats {
     return { ...this.counts };
   }
@@ -142,7 +152,14 @@ export class FeatureCacheLoader implements BatchLoader {
     return {
       format: FEATURE_STORE_FORMAT,
       view: 'eval',
-      encoder: { name: encoder.info.name, weightsDigest: encoder.weightsDigest, embedDim: encoder.info.embedDim, imageSize: encoder.info.imageSize },
+      encoder: {
+        name: encoder.info.name,
+        weightsDigest: encoder.weightsDigest,
+        embedDim: encoder.info.embedDim,
+        imageSize: encoder.info.imageSize,
+        // fp32 and int8 features never share a namespace, even for a graph whose digest would not say so.
+        precision: encoder.precision ?? 'fp32',
+      },
       preprocessing: this.options.preprocessing,
     };
   }
@@ -157,6 +174,12 @@ export class FeatureCacheLoader implements BatchLoader {
       return store;
     })();
     return this.storePromise;
+  }
+
+  /** Image content digests, remembered across processes in `<dir>/file-digests.jsonl`. @internal */
+  digests(): Promise<FileDigestIndex> {
+    this.digestsPromise ??= FileDigestIndex.open(join(this.dir, 'file-digests.jsonl'));
+    return this.digestsPromise;
   }
 
   /** The namespace of the eval view's last-layer patch tokens `[grid, grid, visionWidth]`. @internal */
@@ -297,18 +320,20 @@ class CachedFeatureSource implements BatchSource {
 
   private async digests(): Promise<Map<string, string>> {
     const digests = new Map<string, string>();
+    const index = await this.loader.digests();
     // Hash a few files at a time: enough to keep the disk busy, few enough open files.
     for (let i = 0; i < this.samples.length; i += 32) {
       await Promise.all(
         this.samples.slice(i, i + 32).map(async (sample) => {
           try {
-            digests.set(sample.id, await contentDigest(sample.path));
+            digests.set(sample.id, await index.digest(sample.path));
           } catch (error) {
             this.loader.skip(`${sample.path}: ${(error as Error).message}`);
           }
         }),
       );
     }
+    await index.flush();
     return digests;
   }
 

@@ -1,4 +1,5 @@
 export * from './content-hash.js';
+export * from './digest-index.js';
 export * from './store.js';
 export * from './encoder-image-path.js';
 export * from './feature-cache-loader.js';

@@ -281,6 +281,7 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       seed: experiment.seed,
       ...describeBackend(backend).protocolFacts,
       ...(assembled.dataset.protocolFacts?.() ?? {}),
+      ...(loader.protocolFacts?.() ?? {}),
     };
 
     const digest = async (split: Split) => (await assembled!.dataset.digest?.({ split, subsets: subsetsOf(assembled!, experiment, split) })) ?? 'unknown';
