@@ -16,9 +16,11 @@ export default defineConfig({
   oxc: { decorator: { legacy: true, emitDecoratorMetadata: false } },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'examples/test/**/*.test.ts', 'test/**/*.test.ts'],
-    globalSetup: existsSync(fileURLToPath(new URL('./test/global-setup.ts', import.meta.url)))
-      ? ['./test/global-setup.ts']
-      : [],
+    globalSetup: [
+      ...(existsSync(fileURLToPath(new URL('./test/global-setup.ts', import.meta.url))) ? ['./test/global-setup.ts'] : []),
+      // One local Slurm for the @dfd/slurm tests (started only when they run).
+      './packages/slurm/test/slurm-setup.ts',
+    ],
     testTimeout: 120_000,
     hookTimeout: 600_000,
     // 2-core CI machine: tfjs and sharp are CPU-heavy, so keep the worker count small.

@@ -29,6 +29,9 @@ function serverTests(): string[] {
   const files: string[] = [];
   const pkg = join(root, 'packages/tracking-mlflow/test');
   if (existsSync(pkg)) files.push(...readdirSync(pkg).filter((f) => f.endsWith('.test.ts')).map((f) => join(pkg, f)));
+  // @dfd/slurm's sweep test checks the MLflow parent and child runs its array tasks create.
+  const slurm = join(root, 'packages/slurm/test');
+  if (existsSync(slurm)) files.push(...readdirSync(slurm).filter((f) => f.endsWith('.test.ts') && f.includes('mlflow')).map((f) => join(slurm, f)));
   const top = join(root, 'test');
   if (existsSync(top)) files.push(...readdirSync(top).filter((f) => f.endsWith('.test.ts') && f.includes('mlflow')).map((f) => join(top, f)));
   return files;

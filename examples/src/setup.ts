@@ -2,12 +2,12 @@
  * What every example shares: the plugins, the committed tiny CLIP, the synthetic mini-DF40 (generated on
  * first use), and a console table of the per-subset results.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DF40_TEST_SUBSETS, type EvaluationReport, type Plugin } from '@dfd/core';
 import { clipPlugin } from '@dfd/encoder-clip';
-import { df40Plugin, generateMiniDf40 } from '@dfd/dataset-df40';
+import { df40Plugin, generateMiniDf40, SYNTH_VERSION } from '@dfd/dataset-df40';
 import { coopPlugin } from '@dfd/plugin-coop';
 import { cocoopPlugin } from '@dfd/plugin-cocoop';
 import { ufdPlugin } from '@dfd/plugin-ufd';
@@ -39,12 +39,23 @@ export interface ExampleOptions {
   fast?: boolean;
 }
 
-/** Generates the synthetic mini-DF40 into `root` unless one is already there. */
+/** The synth.json version of a synthetic tree (1 before versions were recorded), undefined for other data. */
+function synthVersion(dir: string): number | undefined {
+  const manifest = resolve(dir, 'synth.json');
+  if (!existsSync(manifest)) return undefined;
+  return (JSON.parse(readFileSync(manifest, 'utf8')) as { version?: number }).version ?? 1;
+}
+
+/**
+ * Generates the synthetic mini-DF40 into `root` unless one is already there; a synthetic tree from an older
+ * generator is regenerated (its numbers would not match the documented ones). Real data is never touched.
+ */
 export async function ensureMiniDf40(root: string, log: (line: string) => void = () => {}): Promise<{ root: string; generated: boolean }> {
   const dir = resolve(root);
-  if (existsSync(resolve(dir, 'synth.json')) || existsSync(resolve(dir, 'dataset_json'))) return { root: dir, generated: false };
-  log(`generating the synthetic mini-DF40 in ${dir} ...`);
-  const result = await generateMiniDf40({ out: dir });
+  const version = synthVersion(dir);
+  if (version === SYNTH_VERSION || (version === undefined && existsSync(resolve(dir, 'dataset_json')))) return { root: dir, generated: false };
+  log(version === undefined ? `generating the synthetic mini-DF40 in ${dir} ...` : `regenerating the synthetic mini-DF40 in ${dir} (generator version ${version} → ${SYNTH_VERSION}) ...`);
+  const result = await generateMiniDf40({ out: dir, overwrite: version !== undefined });
   log(`  ${result.images} images in ${result.seconds.toFixed(1)} s`);
   return { root: dir, generated: true };
 }
@@ -66,11 +77,15 @@ const COLUMNS: Array<[string, string]> = [
 export function formatTable(report: EvaluationReport): string {
   const names = Object.keys(report.subsets).filter((n) => n !== 'mean');
   if (report.subsets.mean) names.push('mean');
-  const width = Math.max(8, ...names.map((n) => n.length));
+  const width = Math.max(8, ...names.map((n) => n.length), ...Object.keys(report.groups ?? {}).map((g) => g.length + 5));
   const cell = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '   -  ' : v.toFixed(3).padStart(6));
   const header = `${'subset'.padEnd(width)}  ${COLUMNS.map(([, h]) => h.padStart(10)).join('')}`;
   const rows = names.map((n) => `${n.padEnd(width)}  ${COLUMNS.map(([k]) => cell(report.subsets[n]?.[k]).padStart(10)).join('')}`);
-  return [header, '-'.repeat(header.length), ...rows].join('\n');
+  // Declared groups: on the mini-DF40, test sets whose artefact family training saw / did not see.
+  const groups = Object.entries(report.groups ?? {}).map(
+    ([g, values]) => `${`mean ${g}`.padEnd(width)}  ${COLUMNS.map(([k]) => cell(values[k]).padStart(10)).join('')}`,
+  );
+  return [header, '-'.repeat(header.length), ...rows, ...groups].join('\n');
 }
 
 /** True when this module is the script node was started with. */

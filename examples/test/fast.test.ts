@@ -32,7 +32,10 @@ describe('examples in fast mode', () => {
       expect(existsSync(join(result.runDir, file)), file).toBe(true);
     }
     const table = formatTable(result.test!);
-    expect(table.split('\n')).toHaveLength(2 + 8 + 1);
+    // header, rule, 8 subsets, their mean, and the seen-/unseen-family means of the synthetic set
+    expect(table.split('\n')).toHaveLength(2 + 8 + 1 + 2);
+    expect(table).toMatch(/\nmean seen-family\s+\d\.\d{3}/);
+    expect(table).toMatch(/\nmean unseen-family\s+\d\.\d{3}/);
     expect(table).toMatch(/^subset\s+AUC\s+AP\s+EER\s+acc@0\.5\s+video AUC/);
     expect(table).toMatch(/\nmean\s+\d\.\d{3}/);
   });

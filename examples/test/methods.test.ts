@@ -13,7 +13,7 @@ import { cocoopExperiment } from '../src/cocoop.js';
 import { coopExperiment } from '../src/coop.js';
 import { PLUGINS, TEST_SUBSETS, type ExampleOptions } from '../src/setup.js';
 import { ufdExperiment } from '../src/ufd.js';
-import { miniDf40, predictWithCli, recordedScores, rescoreRun } from './support.js';
+import { expectSameScore, miniDf40, predictWithCli, recordedScores, rescoreRun } from './support.js';
 
 let root: string;
 let cacheDir: string;
@@ -48,11 +48,11 @@ describe.each(methods)('%s on the mini-DF40', (name, experiment, margin) => {
         const again = await rescoreRun(result.runDir, PLUGINS, [...recorded.keys()]);
         expect(again.size).toBe(recorded.size);
         expect(recorded.size).toBe(8 * 64);
-        for (const [path, score] of recorded) expect(again.get(path), path).toBe(score);
+        for (const [path, score] of recorded) expectSameScore(again.get(path), score, path);
         // Single-image inference from the command line gives the same P(fake).
         const some = [...recorded.keys()].filter((_, i) => i % 97 === 0);
         const cli = predictWithCli(result.runDir, some);
-        for (const path of some) expect(cli.get(path), path).toBe(recorded.get(path));
+        for (const path of some) expectSameScore(cli.get(path), recorded.get(path), path);
       }
     }
     console.log(`${name}: mean AUC over the 8 unknown sets, seeds 1-3: ${means.map((m) => m.toFixed(3)).join(', ')}`);

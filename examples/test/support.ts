@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadRun, type Plugin } from '@dfd/core';
+import { expect } from 'vitest';
+import { currentBackend, loadRun, type Plugin } from '@dfd/core';
 import { generateMiniDf40 } from '@dfd/dataset-df40';
 
 /**
@@ -13,7 +14,7 @@ import { generateMiniDf40 } from '@dfd/dataset-df40';
  * half-written tree, and the loser of a race just uses the winner's (identical) copy.
  */
 export async function miniDf40(): Promise<string> {
-  const root = join(tmpdir(), 'dfd-examples-mini-df40-v1');
+  const root = join(tmpdir(), 'dfd-examples-mini-df40-v2');
   if (existsSync(join(root, 'synth.json'))) return root;
   const staging = `${root}.${process.pid}-${Date.now()}`;
   await generateMiniDf40({ out: staging, overwrite: true });
@@ -59,4 +60,18 @@ export function predictWithCli(runDir: string, paths: string[]): Map<string, num
     const row = JSON.parse(line) as { path: string; p_fake: number };
     return [row.path, row.p_fake];
   }));
+}
+
+/**
+ * A re-scored image has the recorded P(fake): the same bits on wasm and cpu; on tensorflow within a float32
+ * rounding step, since its exp/sigmoid/softmax round a value differently with its position in the batch
+ * (the run records `backend_batch_invariant: false`).
+ */
+export function expectSameScore(actual: number | undefined, recorded: number | undefined, label: string): void {
+  if (currentBackend()?.name !== 'tensorflow') {
+    expect(actual, label).toBe(recorded);
+    return;
+  }
+  expect(actual, label).toBeTypeOf('number');
+  expect(Math.abs(actual! - recorded!), `${label}: ${actual} vs recorded ${recorded}`).toBeLessThanOrEqual(1e-6 * Math.abs(recorded!));
 }

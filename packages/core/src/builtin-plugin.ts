@@ -7,6 +7,7 @@ import { builtinCommands } from './cli/builtin-commands.js';
 import { resolveOptional, TOKENS } from './di.js';
 import type { Encoder, FeatureEnhancer, Fuser, PromptLearner } from './contracts.js';
 import type { Rng } from './rng.js';
+import type { ResolvedExperiment } from './experiment.js';
 import { ClipPromptConfigSchema, ClipPromptDetector } from './detectors/clip-prompt.js';
 import { BinaryEvaluator } from './evaluation/binary-evaluator.js';
 import { Df40Evaluator } from './evaluation/df40-evaluator.js';
@@ -55,7 +56,9 @@ export const corePlugin = definePlugin({
           encoder: need<Encoder>(TOKENS.Encoder, 'encoder'),
           promptLearner: need<PromptLearner>(TOKENS.PromptLearner, 'promptLearner'),
           enhancers: resolveOptional<FeatureEnhancer[]>(resolver, TOKENS.FeatureEnhancers) ?? [],
+          enhancerNames: resolveOptional<string[]>(resolver, TOKENS.FeatureEnhancerNames),
           fuser: resolveOptional<Fuser>(resolver, TOKENS.Fuser),
+          fuserName: resolveOptional<ResolvedExperiment>(resolver, TOKENS.Experiment)?.fuser?.use,
           rng: resolver.resolve<Rng>(TOKENS.Rng).fork('clip-prompt'),
         });
       },

@@ -21,8 +21,12 @@ export type Split = 'train' | 'val' | 'test';
 export interface Module {
   /** Trainable variables by stable name (e.g. `ctx`, `meta_net.linear1.weight`). Frozen weights are not listed. */
   trainableVariables(): Record<string, tf.Variable>;
-  /** Non-trainable state that must survive a checkpoint (e.g. running statistics). Optional. */
-  stateTensors?(): Record<string, tf.Tensor>;
+  /**
+   * Non-trainable state that must survive a checkpoint (e.g. running statistics), by stable name. Optional.
+   * They are variables created with `trainable = false` (`tf.variable(x, false, name)`), so a checkpoint
+   * restores them in place by `assign`; checkpoints store them beside the weights and resume/predict load them.
+   */
+  stateTensors?(): Record<string, tf.Variable>;
   dispose(): void;
 }
 
@@ -154,6 +158,22 @@ export interface BatchLoader {
   skipped?(): { count: number; messages: string[] };
   /** Why this sample was left out of its batches, when it was (for evaluation coverage). */
   dropReason?(sample: Sample): { reason: DropReason; message: string } | undefined;
+  /**
+   * Skips so far by split, subset and reason (e.g. `no-extras`), for the run's protocol facts and
+   * coverage report. Optional; a loader that never leaves samples out by policy may omit it.
+   */
+  skipCounts?(): SkipCount[];
+  /** Facts about how features are made (frozen engine precision, cached view), recorded in the run's protocol. */
+  protocolFacts?(): Record<string, string | number>;
+}
+
+/** How many samples of one (split, subset) a loader left out, and why. */
+export interface SkipCount {
+  split: Split;
+  subset: string;
+  /** `no-extras` (opt-in skip of samples without their extra map), `corrupt`, ... */
+  reason: string;
+  count: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -219,12 +239,16 @@ export interface Encoder extends Module {
    * feature cache uses it to encode once; without it, the cache runs this encoder's own image tower.
    */
   frozenImageEncoder?(): Promise<FrozenImageEncoder>;
+  /** The numeric precision `frozenImageEncoder()` runs in (`fp32` when absent), known before it is opened. */
+  readonly frozenPrecision?: string;
 }
 
 /** A fast frozen image path (e.g. onnxruntime) for feature extraction at scale. */
 export interface FrozenImageEncoder {
   readonly info: EncoderInfo;
   readonly engine: string;
+  /** Numeric precision of the frozen weights (`fp32` when absent); part of feature-cache keys and run facts. */
+  readonly precision?: string;
   /** `pixels` NCHW float32 of `count` images → `[count, embedDim]` embeddings (+ patch tokens NHWC when asked). */
   embed(pixels: Float32Array, count: number, options?: { patchTokens?: boolean }): Promise<{
     embeds: Float32Array;
@@ -354,6 +378,11 @@ export interface EvaluationReport {
   overall: MetricValues;
   /** Metrics per subset, plus their mean under `mean` when there are subsets. */
   subsets: Record<string, MetricValues>;
+  /**
+   * Means over named groups of subsets the dataset declares (protocol fact `subset_groups`, e.g. test sets
+   * whose artefact family training saw vs not), when every member was evaluated.
+   */
+  groups?: Record<string, MetricValues>;
   /** Protocol facts recorded with the numbers (selection split, frames per video, sampling ...). */
   protocol: Record<string, string | number | boolean>;
   /** What the numbers cover: frames and videos listed, scored and dropped, per subset (set by the runner). */

@@ -18,6 +18,11 @@ export const TOKENS = {
   Detector: Symbol.for('dfd.Detector'),
   /** All configured FeatureEnhancers of the experiment, in order (`FeatureEnhancer[]`, possibly empty). */
   FeatureEnhancers: Symbol.for('dfd.FeatureEnhancers'),
+  /**
+   * Their names in fusion inputs and messages (`string[]`, same order): the enhancer's own `name`, else
+   * the component name it was configured with (`lare-egre`); a repeated name gets `#2`, `#3` ...
+   */
+  FeatureEnhancerNames: Symbol.for('dfd.FeatureEnhancerNames'),
   Evaluator: Symbol.for('dfd.Evaluator'),
   Dataset: Symbol.for('dfd.Dataset'),
   /** Turns samples into batches (image pipeline, feature cache ...): `BatchLoader`. */

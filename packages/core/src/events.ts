@@ -27,7 +27,10 @@ export interface RunStartEvent {
    * events.jsonl keeps one copy (the replay), trackers that cannot replace a point skip those they have.
    */
   replayedUntilStep?: number;
+  /** The parent run's id: the sweep, or the stage-1 run this run started from (`init`). */
   parentRunId?: string;
+  /** The parent's run directory when it is not a sibling of this one (trackers look up its remote id there). */
+  parentRunDir?: string;
 }
 
 export interface StepEvent {
@@ -166,6 +169,9 @@ export function metricPointsOf(event: RunEvent): MetricPoint[] {
       for (const [key, value] of Object.entries(event.report.overall)) points.push(at(`${event.split}/${key}`, value, event.step));
       for (const [subset, values] of Object.entries(event.report.subsets)) {
         for (const [key, value] of Object.entries(values)) points.push(at(`${event.split}/${subset}/${key}`, value, event.step));
+      }
+      for (const [group, values] of Object.entries(event.report.groups ?? {})) {
+        for (const [key, value] of Object.entries(values)) points.push(at(`${event.split}/groups/${group}/${key}`, value, event.step));
       }
       points.push(...coveragePoints(event, at));
       return points;

@@ -118,6 +118,26 @@ export const EvaluationSchema = z
     requireComplete: z.boolean().default(false),
   })
   .strict();
+/**
+ * Stage-1 weights a run starts from (two-stage training): exactly the named tensors are copied, bit for bit,
+ * from a finished run's checkpoint into the variables of the same name, before the first step.
+ */
+export const InitSchema = z
+  .object({
+    /**
+     * The run to start from: its run directory (`runs/coop/<run-id>`, relative to the working directory), a
+     * pipeline's earlier stage (`stage:<name>`), or a scheme a loaded plugin resolves (`mlflow:<run-id>`).
+     */
+    from: z.string().min(1),
+    /** Which checkpoint of that run: the one it selected (`selected.json`), `best` on validation, or `last`. */
+    checkpoint: z.enum(['selected', 'best', 'last']).default('selected'),
+    /** Tensor names as the checkpoint holds them (`prompt_learner.ctx`) or a unique dotted suffix (`ctx`). */
+    variables: z.array(z.string().min(1)).min(1),
+    /** Train the copied tensors further in this run (default: frozen, still saved in this run's checkpoints). */
+    trainable: z.boolean().default(false),
+  })
+  .strict();
+export type InitConfig = z.output<typeof InitSchema>;
 
 export const ExperimentSchema = z
   .object({
@@ -150,6 +170,10 @@ export const ExperimentSchema = z
     tracking: z.array(ComponentRefSchema).default([]),
     /** Root of run directories: `<runsDir>/<experiment>/<run-id>/`. */
     runsDir: z.string().default('runs'),
+    /** Start from another run's learned tensors (stage 2 of a two-stage pipeline); that run is recorded as the parent. */
+    init: InitSchema.optional(),
+    /** This experiment's stage name within a pipeline (recorded; part of the run name). */
+    stage: z.string().regex(/^[\w.\-]+$/, 'letters, digits, _ . - only').optional(),
   })
   .strict();
 

@@ -25,10 +25,23 @@ export interface ComponentDefinition<S extends ConfigSchema = ConfigSchema, T = 
   useFactory?: (config: z.output<S>, resolver: Resolver) => T;
 }
 
+/**
+ * Finds a local run directory for a run reference of one scheme (`mlflow:<run-id>` → the run's directory,
+ * or a copy of its artifacts), so `init.from` can name runs by a tracker's id.
+ */
+export interface RunLocator {
+  /** The prefix it handles, without the colon, e.g. `mlflow`. */
+  scheme: string;
+  /** `reference` is what follows `<scheme>:`; returns a run directory (config.json + checkpoints/). */
+  locate(reference: string, context: { cwd: string }): Promise<string>;
+}
+
 export interface PluginRegistrar {
   add<S extends ConfigSchema, T>(component: ComponentDefinition<S, T>): void;
   /** CLI commands this plugin contributes (`dfd <name> ...`). */
   command(command: CliCommand): void;
+  /** Resolves `<scheme>:<id>` run references (e.g. a tracker's run ids) to run directories. */
+  runLocator?(locator: RunLocator): void;
 }
 
 export interface PluginSpec {
@@ -43,6 +56,7 @@ export interface Plugin {
   readonly version: string;
   readonly components: readonly ComponentDefinition[];
   readonly commands: readonly CliCommand[];
+  readonly runLocators?: readonly RunLocator[];
 }
 
 export class PluginError extends Error {
@@ -56,6 +70,7 @@ export class ConfigError extends Error {
 export function definePlugin(spec: PluginSpec): Plugin {
   const components: ComponentDefinition[] = [];
   const commands: CliCommand[] = [];
+  const runLocators: RunLocator[] = [];
   spec.register({
     add(component) {
       if (!(component.kind in COMPONENT_KINDS)) {
@@ -72,8 +87,11 @@ export function definePlugin(spec: PluginSpec): Plugin {
     command(command) {
       commands.push(command);
     },
+    runLocator(locator) {
+      runLocators.push(locator);
+    },
   });
-  return Object.freeze({ name: spec.name, version: spec.version ?? '0.0.0', components, commands });
+  return Object.freeze({ name: spec.name, version: spec.version ?? '0.0.0', components, commands, runLocators });
 }
 
 interface RegisteredComponent {

@@ -12,6 +12,7 @@ import {
   ExperimentContainer,
   PluginRegistry,
   Rng,
+  parseSubsetGroups,
   type Evaluator,
   type ScoredSet,
 } from '@dfd/core';
@@ -148,6 +149,22 @@ describe('df40 evaluator', () => {
       sampling: 'even',
       frames_per_video_min: 4,
     });
+  });
+
+  it('reports the mean of each subset group the dataset declares (protocol fact subset_groups), any spelling', () => {
+    const evaluator = evaluatorFor('df40', { bootstrap: 0 });
+    const input = scoredSet(all);
+    const groups = 'seen-family=heygen,midjourney,whichisreal,stargan,e4e; unseen-family=starganv2,styleclip,CollabDiff';
+    const report = evaluator.evaluate(input, { split: 'test', selection: 'val', subset_groups: groups });
+    const mean = (names: string[]) => names.reduce((sum, s) => sum + report.subsets[s]!.auc!, 0) / names.length;
+    expect(Object.keys(report.groups!)).toEqual(['seen-family', 'unseen-family']);
+    expect(report.groups!['seen-family']!.auc).toBeCloseTo(mean(['heygen', 'MidJourney', 'whichfaceisreal', 'stargan', 'e4e']), 15);
+    expect(report.groups!['unseen-family']!.auc).toBeCloseTo(mean(['starganv2', 'styleclip', 'CollabDiff']), 15);
+    expect(report.groups!['unseen-family']!.n).toBe(report.subsets.starganv2!.n! + report.subsets.styleclip!.n! + report.subsets.CollabDiff!.n!);
+    // A group with a member that was not evaluated has no mean (it would describe another protocol).
+    const partial = evaluatorFor('binary', { bootstrap: 0 }).evaluate(scoredSet(all.slice(0, 2)), { subset_groups: `a=${all[0]!.name}; b=${all[0]!.name},${all[5]!.name}` });
+    expect(Object.keys(partial.groups ?? {})).toEqual(['a']);
+    expect(parseSubsetGroups('x=a, b;;y=c; bad')).toEqual({ x: ['a', 'b'], y: ['c'] });
   });
 
   it('on test, a missing configured subset is an error naming it and the fix', () => {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, test, beforeAll } from 'vitest';
-import { clipGradientsByGlobalNorm, createOptimizer, createSchedule, selectBackend, tf, type OptimizerConfig, type ScheduleConfig } from '@dfd/core';
+import { clipGradientsByGlobalNorm, createOptimizer, createSchedule, ensureBackend, tf, type OptimizerConfig, type ScheduleConfig } from '@dfd/core';
 
 interface Case {
   name: string;
@@ -30,8 +30,9 @@ const configs: Record<string, OptimizerConfig> = {
   adamw_default_decay: { type: 'adamw', lr: 0.1, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
 };
 
+// The backend a run would use (DFD_BACKEND, else auto): CI runs this file on wasm and on tensorflow.
 beforeAll(async () => {
-  await selectBackend('cpu');
+  await ensureBackend();
 });
 
 function expectClose(actual: ArrayLike<number>, expected: number[], tolerance: number) {

@@ -26,12 +26,21 @@ const common = {
   faceBoxes: z.enum(['auto', 'landmarks', 'template', 'none']).default('auto'),
   /** Side of the aligned crops the template boxes are for (DF40: 256). */
   alignedSize: z.number().int().positive().default(256),
-  /** Extra per-image files by key: `{ lare: { root: '/maps', ext: '.safetensors' } }` mirrors the root. */
-  extras: z.record(z.string(), z.object({ root: z.string(), ext: z.string() }).strict()).default({}),
+  /**
+   * Extra per-image inputs by key. `{ lare: { root: '/maps', ext: '.safetensors' } }`: one file per image in a
+   * folder mirroring the dataset root. `{ lare: { root: '/data/lare/sd15-t200' } }` (no `ext`): an extras store
+   * written by `dfd lare extract|merge|import`, each image found by path or content hash.
+   */
+  extras: z.record(z.string(), z.object({ root: z.string(), ext: z.string().optional() }).strict()).default({}),
   /** Use each frame path once in `train` when several subsets list it (DF40's JSONs repeat FF++ reals). */
   dedupeTrain: z.boolean().default(true),
   /** Cap on the problem messages kept (counts are always complete). */
   maxMessages: z.number().int().min(0).default(50),
+  /**
+   * Named groups of test subsets whose means are reported too (e.g. seen/unseen artefact families). Default:
+   * the `subsetGroups` a synthetic mini-DF40 records in `<root>/synth.json`; none for real DF40.
+   */
+  subsetGroups: z.record(z.string(), z.array(z.string()).min(1)).optional(),
 };
 
 export const Df40JsonConfigSchema = z

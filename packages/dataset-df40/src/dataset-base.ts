@@ -4,7 +4,9 @@
  * de-duplication and the listing digest.
  */
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { DataIssues, Dataset, DroppedInput, Sample, SampleQuery, Split } from '@dfd/core';
 import { framesFor, type Df40JsonConfig } from './config.js';
 import { IssueLog } from './issues.js';
@@ -19,8 +21,28 @@ export class DatasetError extends Error {
 
 type CommonConfig = Pick<
   Df40JsonConfig,
-  'root' | 'subsets' | 'framesPerVideo' | 'sampling' | 'faceBoxes' | 'alignedSize' | 'extras' | 'dedupeTrain' | 'maxMessages'
+  'root' | 'subsets' | 'framesPerVideo' | 'sampling' | 'faceBoxes' | 'alignedSize' | 'extras' | 'dedupeTrain' | 'maxMessages' | 'subsetGroups'
 >;
+
+/** The groups a config names, else those a synthetic root records in synth.json (unreadable: none). */
+export function subsetGroupsOf(config: Pick<CommonConfig, 'root' | 'subsetGroups'>): Record<string, string[]> | undefined {
+  if (config.subsetGroups) return config.subsetGroups;
+  const manifest = join(config.root, 'synth.json');
+  if (!existsSync(manifest)) return undefined;
+  try {
+    const groups = (JSON.parse(readFileSync(manifest, 'utf8')) as { subsetGroups?: Record<string, string[]> }).subsetGroups;
+    return groups && Object.keys(groups).length ? groups : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `seen-family=a,b; unseen-family=c`: the flat protocol-fact form core's evaluation reads (`subset_groups`). */
+export function formatSubsetGroups(groups: Record<string, string[]>): string {
+  return Object.entries(groups)
+    .map(([name, members]) => `${name}=${members.join(',')}`)
+    .join('; ');
+}
 
 export async function requireFolder(path: string, what: string, fix: string): Promise<void> {
   const info = await stat(path).catch(() => undefined);
@@ -127,7 +149,15 @@ export abstract class IndexedDataset implements Dataset {
       frames_per_video_train: framesFor(this.common, 'train'),
       frames_per_video_eval: framesFor(this.common, 'test'),
       frame_sampling: this.common.sampling,
+      ...this.groupFacts(),
     };
+  }
+
+  private groupFacts(): Record<string, string> {
+    const groups = subsetGroupsOf(this.common);
+    if (!groups) return {};
+    const synthetic = !this.common.subsetGroups && existsSync(join(this.common.root, 'synth.json'));
+    return { subset_groups: formatSubsetGroups(groups), ...(synthetic ? { data: 'synthetic mini-DF40 (dfd synth)' } : {}) };
   }
 
   async digest(query: SampleQuery): Promise<string> {

@@ -1,10 +1,12 @@
 /**
- * Per-image extra inputs (LaRE maps ...) from `.safetensors` (core's reader) or `.npy`, as float32.
- * A safetensors file holds the tensor named after the extra's key, or exactly one tensor.
+ * Per-image extra inputs (LaRE maps ...) from `.safetensors` (core's reader) or `.npy`, as float32, or from an
+ * extras store (a folder with `index.json`, see extra-store.ts). A safetensors file holds the tensor named
+ * after the extra's key, or exactly one tensor.
  */
 import { extname } from 'node:path';
 import { SafetensorsFile } from '@dfd/core';
 import { readNpy } from './npy.js';
+import { extrasStoreAt, isExtrasStore } from './extra-store.js';
 
 export interface ExtraArray {
   shape: number[];
@@ -15,7 +17,19 @@ export class ExtraFileError extends Error {
   override name = 'ExtraFileError';
 }
 
-export async function loadExtra(path: string, key: string): Promise<ExtraArray> {
+/** `path` is the extra's file, or an extras store root; then `imagePath` (the sample's image) selects the map. */
+export async function loadExtra(path: string, key: string, imagePath?: string): Promise<ExtraArray> {
+  if (imagePath !== undefined && isExtrasStoreCached(path)) {
+    const store = await extrasStoreAt(path);
+    const entry = await store.find(imagePath);
+    if (!entry) {
+      throw new ExtraFileError(
+        `no '${key}' map for ${imagePath} in the store ${path} (neither its path nor its content hash is indexed); ` +
+          `extract it with dfd lare extract, or check coverage with dfd lare verify`,
+      );
+    }
+    return store.read(entry);
+  }
   const ext = extname(path).toLowerCase();
   if (ext === '.npy') {
     const array = await readNpy(path);
@@ -39,4 +53,15 @@ export async function loadExtra(path: string, key: string): Promise<ExtraArray> 
     }
   }
   throw new ExtraFileError(`${path}: extra '${key}' must be a .safetensors or .npy file`);
+}
+
+const storeRoots = new Map<string, boolean>();
+
+function isExtrasStoreCached(path: string): boolean {
+  let known = storeRoots.get(path);
+  if (known === undefined) {
+    known = isExtrasStore(path);
+    storeRoots.set(path, known);
+  }
+  return known;
 }

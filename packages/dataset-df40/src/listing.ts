@@ -30,10 +30,10 @@ export interface VideoRef {
 export type FaceBoxMode = 'auto' | 'landmarks' | 'template' | 'none';
 
 export interface ExtraSource {
-  /** Folder mirroring the dataset root. */
+  /** Folder mirroring the dataset root, or (without `ext`) an extras store (`dfd lare extract` output). */
   root: string;
-  /** Extension replacing the image's, e.g. `.safetensors` or `.npy`. */
-  ext: string;
+  /** Extension replacing the image's, e.g. `.safetensors` or `.npy`; absent for an extras store. */
+  ext?: string | undefined;
 }
 
 export interface ListingOptions {
@@ -107,7 +107,14 @@ function extrasFor(path: string, options: ListingOptions): Record<string, string
   if (keys.length === 0) return undefined;
   const rel = relative(options.root, path);
   const stem = rel.slice(0, rel.length - extname(rel).length);
-  return Object.fromEntries(keys.map((key) => [key, join(options.extras[key]!.root, stem + options.extras[key]!.ext)]));
+  // An extras store is one folder for all images: the sample carries the store root, and loadExtra looks
+  // the image up in its index (by path, then by content hash).
+  return Object.fromEntries(
+    keys.map((key) => {
+      const source = options.extras[key]!;
+      return [key, source.ext === undefined ? source.root : join(source.root, stem + source.ext)];
+    }),
+  );
 }
 
 /** Frames the protocol takes from a video with `available` frame files (0 per video = all). */

@@ -27,6 +27,20 @@ export const LoaderConfigSchema = z
     prefetch: z.number().int().min(0).default(1),
     /** Region order of `Batch.boxes`. */
     regions: z.array(z.string()).default([...FACE_REGIONS]),
+    /**
+     * Per extra key: `image` (default) — a `[C, h, w]` map covering the whole source image, cropped, resized
+     * and flipped with the pixels (see image/extras-geometry.ts); `none` — passed through untouched (a vector).
+     */
+    extraGeometry: z.record(z.string(), z.enum(['image', 'none'])).default({}),
+    /**
+     * A sample whose extra file (e.g. its LaRE map) is missing: `error` stops with the files and the fix;
+     * `skip` leaves it out, counted per subset in the run's protocol facts (report.json). Evaluation sets
+     * (val, test) error by default so a test set never shrinks silently; training skips by default.
+     */
+    missingExtras: z
+      .object({ train: z.enum(['error', 'skip']).default('skip'), eval: z.enum(['error', 'skip']).default('error') })
+      .strict()
+      .default({ train: 'skip', eval: 'error' }),
     /** Print a warning with the path for each skipped image. */
     logSkips: z.boolean().default(true),
     maxMessages: z.number().int().min(0).default(50),

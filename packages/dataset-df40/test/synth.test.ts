@@ -8,6 +8,7 @@ import {
   FolderDataset,
   evalView,
   generateMiniDf40,
+  METHODS,
   parseTransformSpec,
   synthCommand,
   verifyDf40,
@@ -80,6 +81,25 @@ describe('synthetic mini-DF40', () => {
     const jaw = real.boxes!.find((b) => b.region === 'jaw')!;
     expect(jaw.x2).toBeLessThanOrEqual(64 + 5);
     expect(ds.issues()).toMatchObject({ missing: 0, empty: 0, corrupt: 0 });
+  });
+
+  it('gives 3 of the 8 test sets an artefact family no training method has, and the datasets report the groups', async () => {
+    const trained = new Set(METHODS.filter((m) => m.role === 'train').map((m) => m.family));
+    const unseen = METHODS.filter((m) => m.role === 'test' && !trained.has(m.family));
+    expect(unseen.map((m) => m.folder)).toEqual(['starganv2', 'styleclip', 'CollabDiff']);
+    expect(new Set(unseen.map((m) => m.family)).size).toBe(3); // three different new families
+    const manifest = JSON.parse(await readFile(join(root, 'synth.json'), 'utf8'));
+    expect(manifest.subsetGroups).toEqual({
+      'seen-family': ['heygen', 'MidJourney', 'whichfaceisreal', 'stargan', 'e4e'],
+      'unseen-family': ['starganv2', 'styleclip', 'CollabDiff'],
+    });
+    const facts = new Df40JsonDataset({ root }).protocolFacts();
+    expect(facts.subset_groups).toBe('seen-family=heygen,MidJourney,whichfaceisreal,stargan,e4e; unseen-family=starganv2,styleclip,CollabDiff');
+    expect(facts.data).toBe('synthetic mini-DF40 (dfd synth)');
+    expect(new FolderDataset({ root }).protocolFacts().subset_groups).toBe(facts.subset_groups);
+    // An explicit config wins; a real DF40 root (no synth.json) declares none.
+    expect(new Df40JsonDataset({ root, subsetGroups: { a: ['heygen'] } }).protocolFacts().subset_groups).toBe('a=heygen');
+    expect(new Df40JsonDataset({ root: join(root, 'DF40') }).protocolFacts().subset_groups).toBeUndefined();
   });
 
   it('verifies clean and reads through the folder dataset too', async () => {

@@ -1,87 +1,128 @@
 // npm run bench -w @dfd/encoder-clip
-// Images/s and peak RSS of a ViT-B/16-shaped CLIP vision tower (random weights, 224 px, patch tokens on)
-// at batch 1, 8, 32: the tfjs backend in use and onnxruntime (CPU), and, when the fixture venv with torch
-// exists, PyTorch's torchvision vit_b_16 with the same thread count, measured in this same run.
-// Each measurement runs in its own process so its peak RSS is its own. Target: ONNX at batch 8 >= PyTorch.
-// On a shared machine other processes steal cores unevenly, so onnxruntime and PyTorch are measured in
-// BENCH_ROUNDS interleaved rounds (default 3) and the best round of each is compared (tfjs: one round).
+// The frozen CLIP image tower at each precision against PyTorch's best CPU modes, in one run, same threads:
+// ViT-B/16 and ViT-L/14 vision towers (patch tokens on) at batch 1, 8, 32 — ours fp32 / int8 / bf16
+// (onnxruntime-node, graphs built by our TypeScript writer from the HF folder) vs transformers'
+// CLIPVisionModelWithProjection in fp32 and bf16 autocast, on the same weights. Each measurement is its own
+// process (peak RSS is its own). The embedding cosine to PyTorch fp32 is measured on a batch of real images
+// (the fixture photos, plus flipped copies). Targets (issue 15): ours int8 >= 3x ours fp32 and >= 1.2x
+// PyTorch bf16 at ViT-B/16 batch 8 with cosine >= 0.999; ViT-L/14 peak RSS <= 2 GiB.
+//
+// Knobs: BENCH_MODELS (B16,L14), BENCH_BATCHES (1,8,32), BENCH_ENGINES, BENCH_THREADS, BENCH_MIN_SECONDS,
+// BENCH_MODEL_B16 / BENCH_MODEL_L14 (a real HF CLIP folder instead of random weights), DFD_CLIP_PYTHON.
+// The older engine comparison (tfjs vs onnxruntime vs torchvision) is bench-engines.mjs.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { existsSync, writeFileSync, readFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { clipPreprocessBatch, ensureClipVisionOnnx } from '@dfd/encoder-clip';
+import { makeModel } from './make-model.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
+const fixtures = fileURLToPath(new URL('../../../tools/fixtures/clip/out/preprocess/', import.meta.url));
 const threads = Number(process.env.BENCH_THREADS ?? cpus().length);
 const minSeconds = process.env.BENCH_MIN_SECONDS ?? '6';
+const models = (process.env.BENCH_MODELS ?? 'B16,L14').split(',');
 const batches = (process.env.BENCH_BATCHES ?? '1,8,32').split(',').map(Number);
-const engines = (process.env.BENCH_ENGINES ?? 'onnx,tfjs,pytorch').split(',');
-const python = process.env.DFD_CLIP_PYTHON ?? '/root/.cache/dfd/venv-clip/bin/python';
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const engines = (process.env.BENCH_ENGINES ?? 'ours-fp32,ours-int8,ours-bf16,pytorch-fp32,pytorch-bf16').split(',');
+const python = process.env.DFD_CLIP_PYTHON ?? ['/root/.cache/dfd/venv-clip/bin/python', '/root/.cache/dfd/venv-torch/bin/python'].find(existsSync);
+const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
+const loadAtStart = load();
 
 function run(command, args) {
   try {
-    const out = execFileSync(command, args, { cwd: here, env: { ...process.env, BENCH_MIN_SECONDS: minSeconds }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(command, args, { cwd: here, env: { ...process.env, BENCH_MIN_SECONDS: minSeconds }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 });
     return JSON.parse(out.trim().split('\n').at(-1));
   } catch (error) {
     const lines = String(error.stderr || error.message).trim().split('\n');
-    return { error: (lines.find((l) => /Error/.test(l)) ?? lines.at(-1) ?? 'failed').trim() };
+    return { error: (lines.find((l) => /Error/.test(l)) ?? lines.at(-1) ?? 'failed').trim().slice(0, 160) };
   }
 }
 
-function measureOnce(engine, batch) {
-    let result;
-    if (engine === 'pytorch') {
-      if (!existsSync(python)) {
-        result = { error: `no Python with torch at ${python} (set DFD_CLIP_PYTHON)` };
-      } else {
-        result = run(python, ['torch_vit.py', String(batch), String(threads), minSeconds]);
-      }
-    } else {
-      result = run(process.execPath, ['worker.mjs', engine, String(batch), String(threads)]);
-    }
-    const r = { engine, batch, ...result };
-    console.error(r.error ? `${engine} b${batch}: ${r.error}` : `${engine} b${batch}: ${r.imagesPerSecond.toFixed(2)} img/s, peak RSS ${r.peakRssMb.toFixed(0)} MB (${r.backend})`);
-    return r;
+/** 10 real images at 224 px (the fixture photos and their mirror images), CLIP-normalised NCHW. */
+async function cosineBatch(path) {
+  const files = ['landscape.jpg', 'portrait.png', 'rgba.png', 'small-gray.png', 'square.jpg'].map((f) => join(fixtures, f));
+  const flipped = await Promise.all(files.map((f) => sharp(f).flop().png().toBuffer()));
+  const pixels = await clipPreprocessBatch([...files, ...flipped], { size: 224 });
+  writeFileSync(path, new Uint8Array(pixels.buffer));
+  return files.length * 2;
 }
 
+function cosines(a, b, dim) {
+  const out = [];
+  for (let r = 0; r < a.length / dim; r++) {
+    let dot = 0, na = 0, nb = 0;
+    for (let i = r * dim; i < (r + 1) * dim; i++) { dot += a[i] * b[i]; na += a[i] ** 2; nb += b[i] ** 2; }
+    out.push(dot / Math.sqrt(na * nb));
+  }
+  return { min: Math.min(...out), mean: out.reduce((x, y) => x + y, 0) / out.length };
+}
+const readF32 = (path) => (existsSync(path) ? new Float32Array(readFileSync(path).buffer.slice(0)) : undefined);
+
+const cosPixels = join(tmpdir(), 'dfd-bench-cos-pixels.f32');
+const cosImages = await cosineBatch(cosPixels);
 const results = [];
-for (const batch of batches) {
-  const rounds_ = new Map(engines.map((e) => [e, []]));
-  for (let round = 0; round < rounds; round++) {
+const builds = [];
+for (const arch of models) {
+  const dir = process.env[`BENCH_MODEL_${arch}`] ?? (await makeModel(arch, join(tmpdir(), `dfd-bench-clip-${arch}`)));
+  for (const precision of ['fp32', 'int8']) {
+    const started = performance.now();
+    const built = await ensureClipVisionOnnx(dir, precision);
+    builds.push({ arch, precision, seconds: built.built ? (performance.now() - started) / 1000 : undefined, path: built.path });
+  }
+  for (const batch of batches) {
     for (const engine of engines) {
-      if (engine === 'tfjs' && round > 0) continue;
-      const r = measureOnce(engine, batch);
-      rounds_.get(engine).push(r);
-      if (r.error) rounds_.set(engine, [r]);
+      const [kind, precision] = engine.split('-');
+      const cosOut = join(tmpdir(), `dfd-bench-cos-${arch}-${engine}.f32`);
+      const withCos = batch === 8 ? [cosPixels, cosOut] : [];
+      let r;
+      if (kind === 'pytorch') {
+        r = python ? run(python, ['torch_clip.py', dir, precision, String(batch), String(threads), minSeconds, ...withCos]) : { error: 'no Python with torch (set DFD_CLIP_PYTHON)' };
+      } else {
+        r = run(process.execPath, ['frozen-worker.mjs', dir, precision, String(batch), String(threads), ...withCos]);
+      }
+      r = { arch, engine, batch, ...r };
+      results.push(r);
+      console.error(r.error ? `${arch} ${engine} b${batch}: ${r.error}` : `${arch} ${engine} b${batch}: ${r.imagesPerSecond.toFixed(2)} img/s, peak RSS ${r.peakRssMb.toFixed(0)} MB (load ${load()})`);
     }
   }
-  for (const engine of engines) {
-    const all = rounds_.get(engine);
-    const ok = all.filter((r) => !r.error);
-    if (!ok.length) {
-      results.push(all[0]);
-      continue;
-    }
-    const best = ok.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
-    results.push({ ...best, rounds: ok.map((r) => r.imagesPerSecond.toFixed(2)).join(' / ') });
+  const dim = { B16: 512, L14: 768 }[arch] ?? 0;
+  const torchRef = readF32(join(tmpdir(), `dfd-bench-cos-${arch}-pytorch-fp32.f32`));
+  const oursRef = readF32(join(tmpdir(), `dfd-bench-cos-${arch}-ours-fp32.f32`));
+  for (const r of results.filter((x) => x.arch === arch && x.batch === 8 && !x.error)) {
+    const mine = readF32(join(tmpdir(), `dfd-bench-cos-${arch}-${r.engine}.f32`));
+    if (mine && torchRef && dim) r.cosTorch = cosines(mine, torchRef, dim);
+    if (mine && oursRef && dim) r.cosOurs = cosines(mine, oursRef, dim);
   }
 }
 
-const rate = (engine, batch) => results.find((r) => r.engine === engine && r.batch === batch && !r.error)?.imagesPerSecond;
-console.log(`\nload average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-console.log(`ViT-B/16 vision tower, 224 px, random weights, ${threads} threads, ${cpus()[0]?.model ?? 'cpu'}`);
-console.log('| engine | backend | batch | images/s (best) | rounds | peak RSS MB | vs PyTorch |');
-console.log('|---|---|---|---|---|---|---|');
+const rate = (arch, engine, batch) => results.find((r) => r.arch === arch && r.engine === engine && r.batch === batch && !r.error)?.imagesPerSecond;
+console.log(`\nload average: ${loadAtStart} at the start, ${load()} at the end (other jobs share this machine: figures are provisional)`);
+console.log(`CLIP vision towers, 224 px, patch tokens on, ${threads} threads, ${cpus()[0]?.model ?? 'cpu'}; cosine on ${cosImages} real images (batch-8 runs)`);
+for (const b of builds) if (b.seconds !== undefined) console.log(`graph build ${b.arch} ${b.precision}: ${b.seconds.toFixed(1)} s (TypeScript writer, once per model; cached at ${b.path})`);
+console.log('| model | engine | batch | img/s | peak RSS MB | × ours fp32 | × PyTorch bf16 | cosine to PyTorch fp32 (min / mean) |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const r of results) {
   if (r.error) {
-    console.log(`| ${r.engine} | — | ${r.batch} | not run: ${r.error} | | | |`);
+    console.log(`| ${r.arch} | ${r.engine} | ${r.batch} | not run: ${r.error} | | | | |`);
     continue;
   }
-  const torch = rate('pytorch', r.batch);
-  console.log(`| ${r.engine} | ${r.backend} | ${r.batch} | ${r.imagesPerSecond.toFixed(2)} | ${r.rounds} | ${r.peakRssMb.toFixed(0)} | ${torch ? (r.imagesPerSecond / torch).toFixed(2) + '×' : '—'} |`);
+  const f = rate(r.arch, 'ours-fp32', r.batch);
+  const bf = rate(r.arch, 'pytorch-bf16', r.batch);
+  const cos = r.cosTorch ? `${r.cosTorch.min.toFixed(5)} / ${r.cosTorch.mean.toFixed(5)}` : r.cosOurs ? `(to ours fp32) ${r.cosOurs.min.toFixed(5)}` : '';
+  console.log(`| ${r.arch} | ${r.engine} | ${r.batch} | ${r.imagesPerSecond.toFixed(2)} | ${r.peakRssMb.toFixed(0)} | ${f ? (r.imagesPerSecond / f).toFixed(2) + '×' : '—'} | ${bf ? (r.imagesPerSecond / bf).toFixed(2) + '×' : '—'} | ${cos} |`);
 }
-const onnx8 = rate('onnx', 8);
-const torch8 = rate('pytorch', 8);
-if (onnx8 && torch8) {
-  console.log(`\ntarget (ONNX batch 8 >= PyTorch batch 8): ${onnx8.toFixed(2)} vs ${torch8.toFixed(2)} img/s → ${onnx8 >= torch8 ? 'met' : 'NOT met'}`);
+const i8 = rate('B16', 'ours-int8', 8);
+const f32 = rate('B16', 'ours-fp32', 8);
+const tbf = rate('B16', 'pytorch-bf16', 8);
+const cosI8 = results.find((r) => r.arch === 'B16' && r.engine === 'ours-int8' && r.batch === 8)?.cosTorch?.min;
+if (i8 && f32) console.log(`\ntarget int8 >= 3× ours fp32 (B/16, batch 8): ${(i8 / f32).toFixed(2)}× → ${i8 / f32 >= 3 ? 'met' : 'NOT met'}`);
+if (i8 && tbf) console.log(`target int8 >= 1.2× PyTorch bf16 autocast (B/16, batch 8): ${(i8 / tbf).toFixed(2)}× → ${i8 / tbf >= 1.2 ? 'met' : 'NOT met'}`);
+if (cosI8 !== undefined) console.log(`target cosine >= 0.999 (B/16 int8, min over images): ${cosI8.toFixed(5)} → ${cosI8 >= 0.999 ? 'met' : 'NOT met'}`);
+if (i8) console.log(`moonshot >= 25 img/s (B/16 int8, batch 8): ${i8.toFixed(2)} → ${i8 >= 25 ? 'met' : 'not met'}`);
+const l14 = results.filter((r) => r.arch === 'L14' && r.engine.startsWith('ours') && !r.error);
+if (l14.length) {
+  const peak = Math.max(...l14.map((r) => r.peakRssMb));
+  console.log(`target ViT-L/14 peak RSS <= 2 GiB (ours, all batches and precisions): ${peak.toFixed(0)} MB → ${peak <= 2048 ? 'met' : 'NOT met'}`);
 }

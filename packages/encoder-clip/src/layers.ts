@@ -2,7 +2,7 @@
  * The transformer pieces of CLIP as plain tfjs functions over named weights (transformers' layout: a Linear
  * weight is `[out, in]`, applied as `x · Wᵀ + b`). They run inside the caller's `tf.tidy`/`tf.grad`.
  */
-import { tf } from '@dfd/core';
+import { matMulPlainGrad, tf } from '@dfd/core';
 import type { HiddenAct } from './config.js';
 
 export type WeightLookup = (name: string) => tf.Tensor;
@@ -12,9 +12,14 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   const shape = x.shape;
   const inner = shape[shape.length - 1]!;
   const flat = x.reshape([-1, inner]) as tf.Tensor2D;
-  // Transpose the weight explicitly rather than matMul(..., transposeB): the wasm backend's transposed-B
-  // matmul leaves XNNPACK's fast path and runs ~8x slower; a [out, in] transpose costs far less.
-  let y: tf.Tensor = tf.matMul(flat, tf.transpose(weight as tf.Tensor2D));
+  // On wasm, transpose the weight explicitly rather than matMul(..., transposeB): its transposed-B matmul
+  // leaves XNNPACK's fast path and runs ~8x slower; a [out, in] transpose costs far less. The same holds for
+  // the backward pass (tfjs' matMul gradient uses transposed operands), hence matMulPlainGrad. TensorFlow's
+  // matmul takes transposed operands natively, and the copy would cost it a weight-sized write per call.
+  let y: tf.Tensor =
+    tf.getBackend() === 'tensorflow'
+      ? tf.matMul(flat, weight as tf.Tensor2D, false, true)
+      : matMulPlainGrad(flat, tf.transpose(weight as tf.Tensor2D));
   if (bias) y = tf.add(y, bias);
   return y.reshape([...shape.slice(0, -1), weight.shape[0]!]);
 }

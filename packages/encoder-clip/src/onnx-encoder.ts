@@ -12,6 +12,8 @@ import * as ort from 'onnxruntime-node';
 import { SafetensorsFile, type EncoderInfo, type FrozenImageEncoder } from '@dfd/core';
 import { readClipConfig, type ClipConfig } from './config.js';
 import { CLIP_MEAN, CLIP_STD } from './clip-encoder.js';
+import { checkPrecision, createOnnxSession, type FrozenPrecision } from './onnx-session.js';
+import { ensureClipVisionOnnx } from './onnx-build/build-cache.js';
 
 export class ClipOnnxError extends Error {
   override name = 'ClipOnnxError';
@@ -24,6 +26,14 @@ export interface OnnxClipOptions {
   device?: 'cpu' | 'cuda';
   /** Intra-op threads (default: onnxruntime's choice, all cores). */
   threads?: number;
+  /**
+   * `fp32` (default): the folder's exported `onnx/vision_model.onnx` when present, else our own fp32 graph
+   * built from `model.safetensors`. `int8`: our graph with int8 encoder weights (built once, cached beside
+   * the model). `bf16`: refused on CPU, with the measured reason.
+   */
+  precision?: FrozenPrecision;
+  /** Progress lines (graph builds). */
+  log?: (message: string) => void;
 }
 
 const CANDIDATES = ['onnx/vision_model.onnx', 'onnx/model.onnx', 'vision_model.onnx'];
@@ -65,6 +75,41 @@ async function sha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Which graph file to open, and how to digest it (a built graph's manifest digest covers its weights file too). */
+async function resolveGraph(
+  dir: string,
+  precision: FrozenPrecision,
+  options: OnnxClipOptions,
+): Promise<{ path: string; digest: () => Promise<string> }> {
+  if (options.onnx) {
+    if (precision !== 'fp32') {
+      throw new ClipOnnxError(
+        `--onnx ${options.onnx} is used as given (fp32); for precision '${precision}' leave --onnx out and the graph is built from ${dir}/model.safetensors`,
+      );
+    }
+    const path = await findClipOnnx(dir, options.onnx);
+    return { path, digest: () => sha256(path) };
+  }
+  if (precision === 'fp32') {
+    const exported = await findClipOnnx(dir).catch(() => undefined);
+    if (exported) return { path: exported, digest: () => sha256(exported) };
+  }
+  try {
+    await access(join(dir, 'model.safetensors'));
+  } catch {
+    throw new ClipOnnxError(
+      `no ONNX vision tower and nothing to build one from in ${dir}: looked for ${CANDIDATES.join(', ')} and model.safetensors. ` +
+        "Point --model at a Hugging Face CLIP folder (config.json + model.safetensors), or pass --onnx PATH / engine 'tfjs'",
+    );
+  }
+  try {
+    const built = await ensureClipVisionOnnx(dir, precision as 'fp32' | 'int8', options.log ? { log: options.log } : {});
+    return { path: built.path, digest: async () => built.manifest.digest };
+  } catch (error) {
+    throw new ClipOnnxError(`cannot build the ${precision} ONNX vision tower of ${dir}: ${(error as Error).message}`);
+  }
+}
+
 export class OnnxClipImageEncoder implements FrozenImageEncoder {
   readonly engine: string;
 
@@ -75,26 +120,31 @@ export class OnnxClipImageEncoder implements FrozenImageEncoder {
     readonly weightsDigest: string,
     private readonly session: ort.InferenceSession,
     device: string,
+    /** The precision of the graph's encoder weights; part of feature-cache keys and run facts. */
+    readonly precision: FrozenPrecision,
   ) {
-    this.engine = `onnxruntime-${device}`;
+    this.engine = `onnxruntime-${device}${precision === 'fp32' ? '' : `-${precision}`}`;
   }
 
-  /** Opens `<dir>/onnx/vision_model.onnx` (or `options.onnx`), reading the architecture from `<dir>/config.json`. */
+  /**
+   * Opens the vision tower of a CLIP folder: `options.onnx`, else (fp32) `<dir>/onnx/vision_model.onnx`, else
+   * the graph our writer builds from `<dir>/model.safetensors` in the asked precision (no Python, no export).
+   */
   static async create(dir: string, options: OnnxClipOptions = {}): Promise<OnnxClipImageEncoder> {
     const config = await readClipConfig(dir);
-    const path = await findClipOnnx(dir, options.onnx);
     const device = options.device ?? 'cpu';
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-      graphOptimizationLevel: 'all',
-    };
-    if (options.threads) sessionOptions.intraOpNumThreads = options.threads;
+    const precision = options.precision ?? 'fp32';
+    try {
+      checkPrecision(precision, device);
+    } catch (error) {
+      throw new ClipOnnxError((error as Error).message);
+    }
+    const { path, digest } = await resolveGraph(dir, precision, options);
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(path, sessionOptions);
+      session = await createOnnxSession(path, { device, ...(options.threads ? { threads: options.threads } : {}) });
     } catch (error) {
-      const hint = device === 'cuda' ? ' For CUDA, reinstall onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12, or use device cpu.' : '';
-      throw new ClipOnnxError(`cannot load ONNX model ${path}: ${(error as Error).message.split('\n')[0]}.${hint}`);
+      throw new ClipOnnxError((error as Error).message);
     }
     for (const name of ['image_embeds', 'last_hidden_state']) {
       if (!session.outputNames.includes(name)) {
@@ -121,7 +171,7 @@ export class OnnxClipImageEncoder implements FrozenImageEncoder {
       mean: CLIP_MEAN,
       std: CLIP_STD,
     };
-    return new OnnxClipImageEncoder(info, config, path, await sha256(path), session, device);
+    return new OnnxClipImageEncoder(info, config, path, await digest(), session, device, precision);
   }
 
   async embed(pixels: Float32Array, count: number, options: { patchTokens?: boolean } = {}): Promise<{ embeds: Float32Array; patchTokens?: Float32Array }> {

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { definePlugin, type FrozenImageEncoder } from '@dfd/core';
 import { loadClip, loadClipSync } from './load.js';
 import { OnnxClipImageEncoder } from './onnx-encoder.js';
+import { OnnxSessionError } from './onnx-session.js';
 import { TfjsClipImageEncoder } from './frozen-tfjs.js';
 import { encodeCommand } from './cli/encode.js';
 
@@ -22,6 +23,11 @@ export const clipEncoderConfig = z.object({
   engine: z.enum(['tfjs', 'onnx']).default('tfjs'),
   /** onnxruntime device for the frozen image path. */
   device: z.enum(['cpu', 'cuda']).default('cpu'),
+  /**
+   * Precision of the frozen onnxruntime image path: `int8` builds (once, cached beside the model) a graph
+   * with int8 encoder weights from model.safetensors; `bf16` is refused on CPU with the measured reason.
+   */
+  precision: z.enum(['fp32', 'bf16', 'int8']).default('fp32'),
   /** Which tower is fine-tuned; CLIP stays frozen by default (prompt learning). */
   trainable: z.enum(['none', 'vision', 'text', 'all']).default('none'),
 });
@@ -31,8 +37,9 @@ export type ClipEncoderConfig = z.output<typeof clipEncoderConfig>;
 /** The frozen image path a config asks for (onnxruntime or the tfjs towers). */
 export async function frozenImageEncoderFor(config: ClipEncoderConfig): Promise<FrozenImageEncoder> {
   if (config.engine === 'onnx') {
-    return OnnxClipImageEncoder.create(config.model, { device: config.device, ...(config.onnx ? { onnx: config.onnx } : {}) });
+    return OnnxClipImageEncoder.create(config.model, { device: config.device, precision: config.precision, ...(config.onnx ? { onnx: config.onnx } : {}) });
   }
+  if (config.precision !== 'fp32') throw new OnnxSessionError(`precision '${config.precision}' needs engine 'onnx' (the tfjs towers are fp32)`);
   return TfjsClipImageEncoder.wrap(await loadClip(config.model), true);
 }
 
@@ -50,7 +57,8 @@ export const clipPlugin = definePlugin({
         if (config.trainable !== 'none') encoder.setTrainable(config.trainable);
         // With engine 'onnx', frozen feature extraction (core's feature cache) runs on onnxruntime over the
         // checkpoint's ONNX export; otherwise the cache uses this encoder's own tfjs image tower.
-        if (config.engine === 'onnx') return Object.assign(encoder, { frozenImageEncoder: () => frozenImageEncoderFor(config) });
+        if (config.engine === 'onnx') return Object.assign(encoder, { frozenImageEncoder: () => frozenImageEncoderFor(config), frozenPrecision: config.precision });
+        if (config.precision !== 'fp32') throw new OnnxSessionError(`precision '${config.precision}' needs engine 'onnx' (the tfjs towers are fp32)`);
         return encoder;
       },
     });

@@ -49,7 +49,7 @@ describe('dfd encode', () => {
     const io = makeIo(dir);
     const code = await encodeCommand.run(['--model', TINY_CLIP, '--images', 'imgs/**/*.{png,jpg}', '--out', 'feats.safetensors', '--batch', '4', '--patch-tokens'], io);
     expect(code).toBe(0);
-    expect(io.out()).toMatch(/6 images, 0 already in .*, 6 to do \(.*onnxruntime-cpu, batch 4\)/);
+    expect(io.out()).toMatch(/6 images, 0 already in .*, 6 to do \(.*onnxruntime-cpu, fp32, batch 4\)/);
     const { tensors, metadata } = await readSafetensors(join(dir, 'feats.safetensors'));
     const index = JSON.parse(await readFile(join(dir, 'feats.safetensors.index.json'), 'utf8'));
     expect(index.rows).toEqual(images);
@@ -98,6 +98,45 @@ describe('dfd encode', () => {
     await expect(encodeCommand.run(['--model', TINY_CLIP, '--images', 'nothing/*.png', '--out', 'x.safetensors'], io)).rejects.toThrow(/matched no image/);
     await expect(encodeCommand.run(['--model', TINY_CLIP, '--images', 'imgs/*.png', '--out', 'x.safetensors', '--batch', '0'], io)).rejects.toThrow(/--batch must be a positive integer/);
     await expect(encodeCommand.run(['--bogus'], io)).rejects.toThrow(/unknown option --bogus/);
+    await expect(encodeCommand.run(['--model', TINY_CLIP, '--images', 'imgs/*.png', '--out', 'x.safetensors', '--precision', 'fp8'], io)).rejects.toThrow(/--precision must be one of fp32, bf16, int8/);
+    await expect(encodeCommand.run(['--model', TINY_CLIP, '--images', 'imgs/*.png', '--out', 'x.safetensors', '--engine', 'tfjs', '--precision', 'int8'], io)).rejects.toThrow(/needs --engine onnx/);
+  });
+
+  it('--precision int8 on a Hugging Face folder without onnx/: builds the graph once, records the precision, refuses to mix', async () => {
+    const model = join(dir, 'hf-only');
+    await mkdir(model);
+    for (const file of ['config.json', 'model.safetensors']) await copyFile(join(TINY_CLIP, file), join(model, file));
+    const io = makeIo(dir);
+    expect(await encodeCommand.run(['--model', model, '--images', 'imgs/**/*.{png,jpg}', '--out', 'int8.safetensors', '--precision', 'int8'], io)).toBe(0);
+    expect(io.out()).toMatch(/onnxruntime-cpu-int8, int8, batch 16/);
+    expect(io.err()).toMatch(/building the int8 ONNX vision tower/);
+    const index = JSON.parse(await readFile(join(dir, 'int8.safetensors.index.json'), 'utf8'));
+    expect(index).toMatchObject({ precision: 'int8', engine: 'onnxruntime-cpu-int8' });
+    const { tensors, metadata } = await readSafetensors(join(dir, 'int8.safetensors'));
+    expect(metadata.precision).toBe('int8');
+    const fp32 = (await readSafetensors(join(dir, 'feats.safetensors'))).tensors.embeds!.data as Float32Array;
+    const int8 = tensors.embeds!.data as Float32Array;
+    for (let r = 0; r < 6; r++) {
+      const a = int8.subarray(r * 32, (r + 1) * 32);
+      const b = fp32.subarray(r * 32, (r + 1) * 32);
+      let dot = 0;
+      let na = 0;
+      let nb = 0;
+      for (let i = 0; i < 32; i++) {
+        dot += a[i]! * b[i]!;
+        na += a[i]! ** 2;
+        nb += b[i]! ** 2;
+      }
+      // 64-wide random tiny tower: int8 is coarse here (measured 0.987); the width-768 tower is tested in onnx-build.test.ts.
+      expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.98);
+    }
+    const again = makeIo(dir);
+    expect(await encodeCommand.run(['--model', model, '--images', 'imgs/**/*.{png,jpg}', '--out', 'int8.safetensors', '--precision', 'int8'], again)).toBe(0);
+    expect(again.err()).not.toMatch(/building/);
+    expect(again.out()).toMatch(/6 already in/);
+    await expect(encodeCommand.run(['--model', model, '--images', 'imgs/**/*.{png,jpg}', '--out', 'int8.safetensors'], makeIo(dir))).rejects.toThrow(
+      /another model or precision .*precision int8.*precision fp32/,
+    );
   });
 });
 
@@ -108,7 +147,7 @@ describe('the plugin', () => {
     expect(registry.namesOf('encoder')).toEqual(['clip']);
     expect(registry.commands().map((c) => c.name)).toEqual(['encode']);
     expect(registry.resolveConfig('encoder', 'clip', { model: TINY_CLIP })).toEqual({
-      model: TINY_CLIP, engine: 'tfjs', device: 'cpu', trainable: 'none',
+      model: TINY_CLIP, engine: 'tfjs', device: 'cpu', precision: 'fp32', trainable: 'none',
     });
     expect(() => registry.resolveConfig('encoder', 'clip', { model: TINY_CLIP, colour: 'red' })).toThrow(/unknown key 'colour'/);
   });
@@ -116,18 +155,18 @@ describe('the plugin', () => {
   it('its factory builds a working encoder (frozen unless configured)', async () => {
     await ensureBackend();
     const definition = new PluginRegistry([clipPlugin]).get('encoder', 'clip');
-    const frozen = definition.useFactory!({ model: TINY_CLIP, engine: 'tfjs', device: 'cpu', trainable: 'none' }, undefined as never) as ClipEncoder;
+    const frozen = definition.useFactory!({ model: TINY_CLIP, engine: 'tfjs', device: 'cpu', precision: 'fp32', trainable: 'none' }, undefined as never) as ClipEncoder;
     expect(frozen.trainableVariables()).toEqual({});
     expect(frozen.info.embedDim).toBe(32);
     frozen.dispose();
-    const tuned = definition.useFactory!({ model: TINY_CLIP, engine: 'tfjs', device: 'cpu', trainable: 'vision' }, undefined as never) as ClipEncoder;
+    const tuned = definition.useFactory!({ model: TINY_CLIP, engine: 'tfjs', device: 'cpu', precision: 'fp32', trainable: 'vision' }, undefined as never) as ClipEncoder;
     expect(Object.keys(tuned.trainableVariables()).length).toBeGreaterThan(10);
     tuned.dispose();
   });
 
   it('frozenImageEncoderFor opens the engine the config names; both embed alike', async () => {
     await ensureBackend();
-    const base = { model: TINY_CLIP, device: 'cpu' as const, trainable: 'none' as const };
+    const base = { model: TINY_CLIP, device: 'cpu' as const, precision: 'fp32' as const, trainable: 'none' as const };
     const onnx = await frozenImageEncoderFor({ ...base, engine: 'onnx' });
     const tfjs = await frozenImageEncoderFor({ ...base, engine: 'tfjs' });
     expect(onnx.engine).toBe('onnxruntime-cpu');

@@ -6,6 +6,7 @@ import { definePlugin } from '@dfd/core';
 import { syncCommand } from './cli.js';
 import { MlflowTrackerConfigSchema, PACKAGE_VERSION } from './config.js';
 import { MlflowTracker } from './tracker.js';
+import { mlflowRunLocator } from './run-locator.js';
 
 export { MlflowClient, type MlflowClientOptions, type CreateRunOptions } from './client.js';
 export { authFromEnv, BasicAuthProvider, BearerTokenProvider, noAuth, type AuthProvider } from './auth.js';
@@ -23,6 +24,7 @@ export { MlflowTracker, type MlflowTrackerOptions, type TrackerState } from './t
 export { syncRunDir, findRunDirs, type SyncOptions, type SyncResult } from './sync.js';
 export { syncCommand, parseSyncArgs } from './cli.js';
 export { MlflowTrackerConfigSchema, PACKAGE_VERSION, type MlflowTrackerConfig, type MlflowTrackerConfigInput } from './config.js';
+export { mlflowRunLocator, type MlflowRunLocatorOptions } from './run-locator.js';
 export type * from './types.js';
 
 export const mlflowPlugin = definePlugin({
@@ -37,6 +39,7 @@ export const mlflowPlugin = definePlugin({
       useFactory: (config) => new MlflowTracker(config),
     });
     registrar.command(syncCommand);
+    registrar.runLocator?.(mlflowRunLocator());
   },
 });
 

@@ -25,6 +25,8 @@ export type Op =
       startTime: number;
       tags: KeyValue[];
       parentRunId?: string;
+      /** The parent's run directory, when it is not a sibling (a stage-2 run's stage-1 run elsewhere). */
+      parentRunDir?: string;
       /** A resumed run (a later run-start in the same run directory): reopen, do not create. */
       resumed: boolean;
     }
@@ -173,6 +175,7 @@ export class EventTranslator {
         startTime: event.time,
         tags,
         parentRunId: event.parentRunId,
+        ...(event.parentRunDir ? { parentRunDir: event.parentRunDir } : {}),
         resumed,
       },
       { kind: 'log', params, tags: [], metrics: [] },

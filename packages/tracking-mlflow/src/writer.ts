@@ -187,7 +187,7 @@ export class MlflowRunWriter {
       this.state.save();
     }
     const experimentId = this.target.experimentId;
-    const parentId = op.parentRunId ? await this.resolveParent(op.parentRunId, experimentId, op.startTime) : undefined;
+    const parentId = op.parentRunId ? await this.resolveParent(op.parentRunId, experimentId, op.startTime, op.parentRunDir) : undefined;
     if (!this.target.runId) {
       // runs/create is not idempotent: look for a run a lost answer (or an earlier sync) already made.
       const existing = (await this.call(() => this.client.findRunsByTag(experimentId, 'dfd.runId', op.dfdRunId))).filter(
@@ -229,18 +229,18 @@ export class MlflowRunWriter {
    * The MLflow run id of a sweep's parent: from the parent's own run directory (a sibling) if it was
    * synced, else the run tagged with its dfd.runId, else a placeholder parent run we create (once per process).
    */
-  private async resolveParent(parentDfdId: string, experimentId: string, startTime: number): Promise<string> {
-    const siblingState = join(dirname(this.options.runDir), parentDfdId, STATE_FILE);
-    if (existsSync(siblingState)) {
+  private async resolveParent(parentDfdId: string, experimentId: string, startTime: number, parentRunDir?: string): Promise<string> {
+    const stateFiles = [...(parentRunDir ? [join(parentRunDir, STATE_FILE)] : []), join(dirname(this.options.runDir), parentDfdId, STATE_FILE)];
+    for (const stateFile of stateFiles.filter((file) => existsSync(file))) {
       try {
-        const parsed = JSON.parse(readFileSync(siblingState, 'utf8')) as { targets?: Record<string, TargetState> };
+        const parsed = JSON.parse(readFileSync(stateFile, 'utf8')) as { targets?: Record<string, TargetState> };
         const runId = parsed.targets?.[this.client.trackingUri]?.runId;
         if (runId) {
           this.parentRunId = runId;
           return runId;
         }
       } catch {
-        // unreadable sibling state: fall through to the tag lookup
+        // unreadable state: try the next, then the tag lookup
       }
     }
     const key = `${this.client.trackingUri}|${experimentId}|${parentDfdId}`;

@@ -4,5 +4,6 @@
  */
 import type { CliCommand } from './command.js';
 import { metricsCommand } from './commands/metrics.js';
+import { backendCommand } from './commands/backend.js';
 
-export const builtinCommands: CliCommand[] = [metricsCommand];
+export const builtinCommands: CliCommand[] = [metricsCommand, backendCommand];

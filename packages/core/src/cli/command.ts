@@ -2,6 +2,7 @@
  * A `dfd` sub-command. Core registers `run`, `resume` and `plugins`; plugin packages contribute their own
  * through `registrar.command(...)` (e.g. `dfd encode` from @dfd/encoder-clip). One registry: `PluginRegistry`.
  */
+import type { PluginRegistry } from '../plugin.js';
 export interface CliIO {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
@@ -9,6 +10,8 @@ export interface CliIO {
   env: NodeJS.ProcessEnv;
   /** True when stdout is an interactive terminal (progress bars); plain lines otherwise. */
   isTTY: boolean;
+  /** The components of every installed plugin (set by `dfd`), for commands that reuse them (`dfd encode --preset`). */
+  registry?: PluginRegistry;
 }
 
 export interface CliCommand {

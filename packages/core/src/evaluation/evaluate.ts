@@ -7,7 +7,7 @@ import { accuracyAt } from '../metrics/accuracy.js';
 import { classCounts, MetricInputError } from '../metrics/errors.js';
 import { computeMetricSet, meanAcrossSubsets } from '../metrics/summary.js';
 import { videoScores } from '../metrics/video.js';
-import { overallGroup, subsetGroups, type ScoredGroup, type SubsetNaming } from './groups.js';
+import { overallGroup, subsetGroups, subsetNamer, type ScoredGroup, type SubsetNaming } from './groups.js';
 
 export type ProtocolFacts = Record<string, string | number | boolean>;
 
@@ -80,7 +80,36 @@ export function evaluateScored(scored: ScoredSet, facts: ProtocolFacts, options:
     ...(oneClass.length > 0 ? { single_class_subsets: oneClass.join('; ') } : {}),
     ...facts,
   };
-  return { overall: groupMetrics(overall, options, 'overall'), subsets, protocol };
+  const groups = groupMeans(subsets, facts.subset_groups, options);
+  return { overall: groupMetrics(overall, options, 'overall'), subsets, ...(groups ? { groups } : {}), protocol };
+}
+
+/** `name=a,b; other=c` → `{ name: [a, b], other: [c] }` (the flat protocol-fact form of subset groups). */
+export function parseSubsetGroups(value: string): Record<string, string[]> {
+  const groups: Record<string, string[]> = {};
+  for (const part of value.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    const members = part.slice(eq + 1).split(',').map((m) => m.trim()).filter(Boolean);
+    if (members.length) groups[part.slice(0, eq).trim()] = members;
+  }
+  return groups;
+}
+
+/**
+ * The unweighted mean of each declared group over its members' metrics, for groups whose every member was
+ * evaluated with both classes (on validation, or with a subset missing, a group mean would mean something else).
+ */
+function groupMeans(subsets: Record<string, MetricValues>, declared: unknown, naming: SubsetNaming): Record<string, MetricValues> | undefined {
+  if (typeof declared !== 'string' || !declared) return undefined;
+  const nameOf = subsetNamer(naming);
+  const out: Record<string, MetricValues> = {};
+  for (const [group, members] of Object.entries(parseSubsetGroups(declared))) {
+    const names = members.map(nameOf);
+    if (!names.every((name) => subsets[name]?.auc !== undefined)) continue;
+    out[group] = meanAcrossSubsets(Object.fromEntries(names.map((name) => [name, subsets[name]!])));
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 function videoFacts(videoIds: string[]): ProtocolFacts {

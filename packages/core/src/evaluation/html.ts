@@ -81,6 +81,8 @@ export function reportHtml(report: EvaluationReport, plots: HtmlPlot[], meta: { 
   const rows = [
     ...subsetNames.map((s) => row(s, report.subsets[s]!, 'subset', coverage, s)),
     ...(report.subsets[MEAN_KEY] ? [row(`mean of ${subsetNames.length} subsets`, report.subsets[MEAN_KEY], 'mean', coverage)] : []),
+    // Declared groups (e.g. test sets whose artefact family training saw / did not see), each its own mean.
+    ...Object.entries(report.groups ?? {}).map(([group, values]) => row(`mean of ${group}`, values, 'mean group', coverage)),
     row('overall (all frames pooled)', report.overall, 'overall', coverage, 'overall'),
   ];
   const headers = COLUMNS.map((c) => `<th scope="col" title="${escapeXml(c.title)}">${escapeXml(c.header)}</th>`);

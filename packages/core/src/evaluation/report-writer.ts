@@ -118,6 +118,7 @@ export async function writeEvaluationReport(
     created,
     overall: report.overall,
     subsets: report.subsets,
+    ...(report.groups ? { groups: report.groups } : {}),
     protocol: report.protocol,
     ...(report.coverage ? { coverage: report.coverage } : {}),
     roc: Object.fromEntries(

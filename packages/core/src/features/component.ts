@@ -16,6 +16,31 @@ import type { PluginRegistry } from '../plugin.js';
 import { EncoderImagePath } from './encoder-image-path.js';
 import { FeatureCacheError, FeatureCacheLoader } from './feature-cache-loader.js';
 
+/** Loader settings that do not change the eval view's pixels. */
+export const EVAL_VIEW_KEY_IGNORES = ['concurrency', 'prefetch', 'logSkips', 'maxMessages', 'regions', 'train', 'extraGeometry', 'missingExtras'] as const;
+
+export interface EvalViewLoader {
+  loader: BatchLoader;
+  /** What the eval view's pixels depend on (loader name + resolved settings): part of every feature key. */
+  preprocessing: { loader: string; config: Record<string, unknown> };
+}
+
+/**
+ * The pixel loader of a named preset and the description of its eval view, built one way for both entry
+ * points — the feature cache's inner loader and `dfd encode --preset` — so the same image, preset and
+ * weights give the same row from either.
+ */
+export function evalViewLoader(
+  registry: PluginRegistry,
+  container: ExperimentContainer,
+  inner: { use: string; preset?: string | undefined; config: Record<string, unknown> },
+  keyIgnores: readonly string[] = EVAL_VIEW_KEY_IGNORES,
+): EvalViewLoader {
+  const innerConfig = registry.resolveConfig('loader', inner.use, inner.config, inner.preset);
+  const loader = instantiateComponent<BatchLoader>(container, registry, 'loader', inner.use, innerConfig);
+  return { loader, preprocessing: { loader: inner.use, config: without(innerConfig, [...keyIgnores]) } };
+}
+
 export const FeatureCacheConfigSchema = z
   .object({
     /** Cache root; relative paths are resolved from the working directory. */
@@ -29,8 +54,15 @@ export const FeatureCacheConfigSchema = z
     train: z.enum(['augmented', 'eval-view']).default('augmented'),
     /** Images per frozen-encoder call when filling the cache. */
     encodeBatchSize: z.number().int().positive().default(64),
-    /** Inner-loader settings that do not change the eval view (left out of the cache key). */
-    keyIgnores: z.array(z.string()).default(['concurrency', 'prefetch', 'logSkips', 'maxMessages', 'regions', 'train']),
+    /**
+     * On-disk precision of cached patch tokens (only stored when an enhancer or the fuser asks for them):
+     * float16 halves the disk (ViT-B/16: 294 KiB per image, ≈ 301 GB per million frames; float32 ≈ 602 GB)
+     * at a relative rounding error ≤ 4.9e-4. Part of the cache key.
+     */
+    patchTokenDtype: z.enum(['float16', 'float32']).default('float16'),
+    /** Inner-loader settings that do not change the eval view (left out of the cache key). Extras and boxes are
+     * never stored — they are read per batch — so their settings are not part of the key either. */
+    keyIgnores: z.array(z.string()).default([...EVAL_VIEW_KEY_IGNORES]),
     /** Print hit/miss lines to stderr. */
     log: z.boolean().default(false),
   })
@@ -48,20 +80,21 @@ export function createFeatureCacheLoader(config: FeatureCacheConfig, resolver: R
   if (!resolver.isRegistered(TOKENS.Encoder)) {
     throw new FeatureCacheError("the feature-cache loader encodes with the experiment's encoder: add `encoder: { use: 'clip', config: { model: ... } }`");
   }
-  const innerConfig = registry.resolveConfig('loader', config.inner.use, config.inner.config, config.inner.preset);
   if (!(resolver instanceof ExperimentContainer)) {
     throw new FeatureCacheError('the feature-cache loader builds its inner loader in the experiment container; build it through the runner');
   }
-  const inner = instantiateComponent<BatchLoader>(resolver, registry, 'loader', config.inner.use, innerConfig);
+  const { loader: inner, preprocessing } = evalViewLoader(registry, resolver, config.inner, config.keyIgnores);
   const encoder = resolver.resolve<Encoder>(TOKENS.Encoder);
   const open = async (): Promise<FrozenImageEncoder> => (encoder.frozenImageEncoder ? encoder.frozenImageEncoder() : new EncoderImagePath(encoder));
   return new FeatureCacheLoader({
     inner,
     encoder: open,
     dir: isAbsolute(config.dir) ? config.dir : resolve(process.cwd(), config.dir),
-    preprocessing: { loader: config.inner.use, config: without(innerConfig, config.keyIgnores) },
+    preprocessing,
     train: config.train,
+    precision: encoder.frozenImageEncoder ? (encoder.frozenPrecision ?? 'fp32') : 'fp32',
     encodeBatchSize: config.encodeBatchSize,
+    patchTokenDtype: config.patchTokenDtype,
     ownsInner: true,
     ...(config.log ? { log: (message: string) => process.stderr.write(`[dfd] ${message}\n`) } : {}),
   });

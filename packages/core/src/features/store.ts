@@ -1,22 +1,27 @@
 /**
- * The on-disk feature store: one folder per cache namespace (encoder weights + preprocessing + view), one
- * small file of raw little-endian float32 per image content digest. Writes go to a temporary name and are
- * renamed into place, so a killed run or two processes filling the same cache never leave a torn entry.
+ * The on-disk feature store: one folder per cache namespace (encoder weights + preprocessing + view + what
+ * is stored), one small file of raw little-endian float32 (or float16) per image content digest. Writes go
+ * to a temporary name and are renamed into place, so a killed run or two processes filling the same cache
+ * never leave a torn entry.
  *
  *   <dir>/<namespace>/manifest.json       what the namespace covers (human-readable key material)
- *   <dir>/<namespace>/<ab>/<digest>.f32   one embedding
+ *   <dir>/<namespace>/<ab>/<digest>.f32   one embedding (or `.f16`: patch tokens in half precision)
  */
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { assertRealFilesystem } from '../run/filesystem.js';
 import { join } from 'node:path';
+import { fromFloat16, toFloat16 } from './float16.js';
+
+export type StoreDType = 'float32' | 'float16';
 
 export interface StoreManifest {
   format: string;
   /** Everything the namespace key was computed from. */
   key: Record<string, unknown>;
   dim: number;
+  dtype?: StoreDType;
   createdAt: string;
 }
 
@@ -28,12 +33,20 @@ export class FeatureStore {
   readonly path: string;
   private readonly dirs = new Set<string>();
 
+  private readonly bytes: number;
+  private readonly extension: string;
+
   constructor(
     root: string,
     readonly namespace: string,
+    /** Values per entry. */
     readonly dim: number,
+    /** On-disk precision; reads always return float32. */
+    readonly dtype: StoreDType = 'float32',
   ) {
     this.path = join(root, namespace);
+    this.bytes = dtype === 'float16' ? 2 : 4;
+    this.extension = dtype === 'float16' ? '.f16' : '.f32';
   }
 
   /** Creates the namespace folder and its manifest (once), and removes what killed fills left behind. */
@@ -43,19 +56,19 @@ export class FeatureStore {
     await removeAbandonedTemporaries(this.path);
     const manifestPath = join(this.path, 'manifest.json');
     if (!existsSync(manifestPath)) {
-      const manifest: StoreManifest = { format: FEATURE_STORE_FORMAT, key: manifestKey, dim: this.dim, createdAt: new Date().toISOString() };
+      const manifest: StoreManifest = { format: FEATURE_STORE_FORMAT, key: manifestKey, dim: this.dim, dtype: this.dtype, createdAt: new Date().toISOString() };
       await this.atomicWrite(manifestPath, JSON.stringify(manifest, null, 2));
     }
   }
 
   private entryPath(digest: string): string {
-    return join(this.path, digest.slice(0, 2), `${digest}.f32`);
+    return join(this.path, digest.slice(0, 2), `${digest}${this.extension}`);
   }
 
   /** True when a complete entry exists; a damaged one (wrong size: a torn copy, a full disk) counts as absent. */
   has(digest: string): boolean {
     try {
-      return statSync(this.entryPath(digest)).size === this.dim * 4;
+      return statSync(this.entryPath(digest)).size === this.dim * this.bytes;
     } catch {
       return false;
     }
@@ -70,9 +83,14 @@ export class FeatureStore {
     } catch {
       return undefined;
     }
-    if (bytes.byteLength !== this.dim * 4) {
+    if (bytes.byteLength !== this.dim * this.bytes) {
       await rm(path, { force: true });
       return undefined;
+    }
+    if (this.dtype === 'float16') {
+      const halves = new Uint16Array(this.dim);
+      new Uint8Array(halves.buffer).set(bytes);
+      return fromFloat16(halves);
     }
     const out = new Float32Array(this.dim);
     new Uint8Array(out.buffer).set(bytes);
@@ -86,7 +104,8 @@ export class FeatureStore {
       await mkdir(folder, { recursive: true });
       this.dirs.add(folder);
     }
-    await this.atomicWrite(this.entryPath(digest), new Uint8Array(embedding.buffer, embedding.byteOffset, embedding.byteLength));
+    const stored = this.dtype === 'float16' ? toFloat16(embedding) : embedding;
+    await this.atomicWrite(this.entryPath(digest), new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength));
   }
 
   private async atomicWrite(path: string, data: string | Uint8Array): Promise<void> {

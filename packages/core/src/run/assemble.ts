@@ -136,6 +136,20 @@ function instantiateMany<T>(
   return slots.map((slot) => instantiateComponent<T>(parent, registry, kind, slot.use, slot.config));
 }
 
+/**
+ * Each enhancer's name in fusion inputs and error messages: its own `name` when it sets one, else the
+ * component name of its slot. Repeats (two `lare-mlp` slots) are told apart as `lare-mlp`, `lare-mlp#2`.
+ */
+export function enhancerNames(enhancers: FeatureEnhancer[], slots: Array<{ use: string }>): string[] {
+  const seen = new Map<string, number>();
+  return enhancers.map((enhancer, i) => {
+    const base = enhancer.name || slots[i]?.use || `enhancer${i}`;
+    const count = (seen.get(base) ?? 0) + 1;
+    seen.set(base, count);
+    return count === 1 ? base : `${base}#${count}`;
+  });
+}
+
 export interface AssembleOptions {
   seed: number;
   /** Values made available to components, e.g. the RunContext. */
@@ -168,6 +182,7 @@ export function assemble(
 
   const enhancers = instantiateMany<FeatureEnhancer>(registry, container, 'enhancer', slots.enhancers);
   container.registerValue(TOKENS.FeatureEnhancers, enhancers);
+  container.registerValue(TOKENS.FeatureEnhancerNames, enhancerNames(enhancers, slots.enhancers));
 
   if (!slots.loader) {
     throw new PluginError(

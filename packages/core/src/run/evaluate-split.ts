@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { BatchSource, Coverage, Detector, DroppedInput, EvaluationReport, Sample, ScoredSet, Split } from '../contracts.js';
+import type { BatchSource, Coverage, Detector, DroppedInput, EvaluationReport, Sample, ScoredSet, SkipCount, Split } from '../contracts.js';
 import type { RunEventBus } from '../events.js';
 import type { ResolvedExperiment } from '../experiment.js';
 import { rngFor } from '../rng.js';
@@ -94,6 +94,29 @@ export async function listSplit(assembled: AssembledExperiment, experiment: Reso
   return { split, samples, listingDrops };
 }
 
+/**
+ * The loader's policy skips of evaluation splits as protocol facts of the test report, e.g.
+ * `test_skipped_no_extras: 3` and `test_skipped_no_extras_subsets: "heygen:2, stargan:1"`. (The coverage
+ * table states the same drops per subset with every other reason; these flat facts travel with the protocol.)
+ */
+export function skipFacts(counts: SkipCount[], splits: Split[]): Record<string, string | number> {
+  const facts: Record<string, string | number> = {};
+  const groups = new Map<string, SkipCount[]>();
+  for (const count of counts) {
+    if (!splits.includes(count.split) || count.count === 0) continue;
+    const key = `${count.split}_skipped_${count.reason.replace(/[^a-z0-9]+/gi, '_')}`;
+    groups.set(key, [...(groups.get(key) ?? []), count]);
+  }
+  for (const [key, group] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
+    facts[key] = group.reduce((sum, c) => sum + c.count, 0);
+    facts[`${key}_subsets`] = group
+      .sort((a, b) => a.subset.localeCompare(b.subset))
+      .map((c) => `${c.subset}:${c.count}`)
+      .join(', ');
+  }
+  return facts;
+}
+
 /** Any evaluation that did not score every listed frame fails under `evaluation.requireComplete`. */
 export class IncompleteEvaluationError extends Error {
   override name = 'IncompleteEvaluationError';
@@ -139,9 +162,15 @@ async function writeRecordFile(run: RunDirectory, bus: RunEventBus, name: string
 }
 
 /** Test scores, coverage and report: the raw scores and dropped files are on disk before the evaluator runs. */
-export async function evaluateTest(session: EvaluationContext, listing: SplitListing, protocol: Record<string, string | number | boolean>, selectedStep: number): Promise<EvaluationReport> {
+export async function evaluateTest(
+  session: EvaluationContext,
+  listing: SplitListing,
+  protocol: Record<string, string | number | boolean>,
+  selectedStep: number,
+  /** The test source, when the runner made it before training (so a loader refusing the test set fails early). */
+  source: BatchSource = evalSourceFor(session, listing),
+): Promise<EvaluationReport> {
   const { assembled, run, bus, experiment } = session;
-  const source = evalSourceFor(session, listing);
   const { scored, coverage, dropped } = await scoreSplit(assembled!, listing, source, session.signal);
   // If the evaluator rejects the data (a missing subset, a one-class subset), the scores are kept and
   // `dfd metrics test-scores.csv` still works.
@@ -151,7 +180,9 @@ export async function evaluateTest(session: EvaluationContext, listing: SplitLis
     bus.emit({ type: 'warning', source: 'coverage', message: `test coverage below 100%: ${incompleteSubsets(coverage).join('; ')} (dropped files: ${droppedFile})` });
   }
   requireComplete(experiment, 'test', coverage, droppedFile);
-  const report: EvaluationReport = { ...assembled!.evaluator.evaluate(scored, { split: 'test', ...protocol, selected_step: selectedStep }), coverage };
+  const skips = skipFacts(assembled!.loader.skipCounts?.() ?? [], ['val', 'test']);
+  if (Object.keys(skips).length) bus.emit({ type: 'warning', source: 'loader', message: `samples left out of evaluation by the loader: ${JSON.stringify(skips)}` });
+  const report: EvaluationReport = { ...assembled!.evaluator.evaluate(scored, { split: 'test', ...protocol, selected_step: selectedStep, ...skips }), coverage };
   // Test metrics are recorded at the step of the weights they measure (the selected checkpoint).
   bus.emit({ type: 'eval', split: 'test', step: selectedStep, epoch: experiment.trainer.epochs - 1, report });
   let written: string[];

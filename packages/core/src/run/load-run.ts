@@ -8,7 +8,7 @@ import type { Sample } from '../contracts.js';
 import type { Plugin } from '../plugin.js';
 import { TOKENS } from '../di.js';
 import { ensureBackend } from '../backend.js';
-import { assignWeights, loadCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint, restoreModel } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment } from './assemble.js';
 import { openRunDirectory, readRecordedConfig } from './run-directory.js';
 import { definitionFromRecorded, scoreSource, type RunContext } from './runner.js';
@@ -43,7 +43,7 @@ export async function loadRun(runDir: string, options: { plugins?: Plugin[]; che
   const assembled = assemble(experiment, registry, slots, { seed: experiment.seed, values: [[TOKENS.RunContext, context]] });
   try {
     const weights = await loadCheckpoint(checkpoint);
-    assignWeights(assembled.detector.trainableVariables(), weights.model, checkpoint);
+    restoreModel(assembled.detector, weights, checkpoint);
   } catch (error) {
     assembled.dispose();
     throw error;

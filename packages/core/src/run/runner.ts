@@ -6,15 +6,15 @@
 import { existsSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { config as rxjsConfig, type Subscription } from 'rxjs';
-import type { EvaluationReport, Split, Tracker } from '../contracts.js';
+import type { Detector, EvaluationReport, Split, Tracker } from '../contracts.js';
 import { RunEventBus, type RunStatus } from '../events.js';
 import { resolveExperiment, type ExperimentInCode, type ResolvedExperiment } from '../experiment.js';
 import type { Plugin } from '../plugin.js';
 import { Rng } from '../rng.js';
 import { TOKENS } from '../di.js';
-import { ensureBackend } from '../backend.js';
+import { describeBackend, ensureBackend } from '../backend.js';
 import { Trainer, type TrainingOutcome } from '../train/trainer.js';
-import { assignWeights, loadCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint, restoreModel, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment, type ResolvedSlots } from './assemble.js';
 import {
   createRunDirectory,
@@ -34,8 +34,9 @@ import { attachProgress } from './progress.js';
 import { RunInterrupted, throwIfAborted } from './interrupt.js';
 
 export { RunInterrupted } from './interrupt.js';
-export { IncompleteEvaluationError, scoreSource } from './evaluate-split.js';
+export { IncompleteEvaluationError, scoreSource, skipFacts } from './evaluate-split.js';
 import { collectRunTags } from './tags.js';
+import { applyInit, readInitRecord, writeInitRecord, type InitRecord } from './init-weights.js';
 
 export interface RunOptions {
   /** Plugin objects in addition to `definition.pluginObjects` and the packages named in `definition.plugins`. */
@@ -145,6 +146,8 @@ export function definitionFromRecorded(recorded: Record<string, unknown>): Resol
     evaluation: r.evaluation,
     tracking: (r.tracking ?? []).map(asRef),
     runsDir: r.runsDir,
+    ...(r.init ? { init: r.init } : {}),
+    ...(r.stage ? { stage: r.stage } : {}),
   });
 }
 
@@ -225,7 +228,12 @@ function prepareResume(session: Session, resumedStep: number): void {
 }
 
 /** The run-start event, with config.json written whole first (a failure here leaves no run behind). */
-async function startRecord(session: Session, execution: Execution, options: RunOptions, details: { slots: ResolvedSlots; backend: string; selectBy: 'val' | 'last'; resumedStep?: number }): Promise<void> {
+async function startRecord(
+  session: Session,
+  execution: Execution,
+  options: RunOptions,
+  details: { slots: ResolvedSlots; backend: string; selectBy: 'val' | 'last'; resumedStep?: number; parent?: InitRecord },
+): Promise<void> {
   const { experiment, run, bus, assembled, trainer } = session;
   const { slots } = details;
   const config = recordedConfig(experiment, slots, execution.plugins);
@@ -237,12 +245,21 @@ async function startRecord(session: Session, execution: Execution, options: RunO
     { name: `${slots.dataset.use}:val`, digest: await digest('val'), source, context: 'validation' as const },
     { name: `${slots.dataset.use}:test`, digest: await digest('test'), source, context: 'testing' as const },
   ];
-  const tags = { ...(await collectRunTags(execution.plugins, options.cwd)), 'dfd.backend': details.backend, 'dfd.protocol.selection': details.selectBy, 'dfd.seed': String(experiment.seed) };
+  const { parent } = details;
+  const tags = {
+    ...(await collectRunTags(execution.plugins, options.cwd)),
+    'dfd.backend': details.backend,
+    'dfd.protocol.selection': details.selectBy,
+    'dfd.seed': String(experiment.seed),
+    ...(experiment.stage ? { 'dfd.stage': experiment.stage } : {}),
+    ...(parent ? parentTags(parent) : {}),
+  };
+  const parentRunId = options.parentRunId ?? parent?.runId;
   bus.emit({
     type: 'run-start',
     runId: run.runId,
     experiment: experiment.name,
-    runName: `${experiment.name}-${run.runId}`,
+    runName: experiment.stage ? `${experiment.name}-${experiment.stage}-${run.runId}` : `${experiment.name}-${run.runId}`,
     runDir: run.dir,
     config,
     tags,
@@ -250,7 +267,8 @@ async function startRecord(session: Session, execution: Execution, options: RunO
     totalSteps: trainer!.totalSteps,
     ...(details.resumedStep !== undefined ? { resumedFromStep: details.resumedStep } : {}),
     ...(session.replayedUntilStep !== undefined ? { replayedUntilStep: session.replayedUntilStep } : {}),
-    ...(options.parentRunId ? { parentRunId: options.parentRunId } : {}),
+    ...(parentRunId ? { parentRunId } : {}),
+    ...(parent && !options.parentRunId ? { parentRunDir: parent.runDir } : {}),
   });
   session.started = true;
   for (const { source: from, message } of session.early.splice(0)) bus.emit({ type: 'warning', source: from, message });
@@ -289,6 +307,9 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
     const t = experiment.trainer;
     const trainSource = loader.create(trainSamples, { split: 'train', batchSize: t.batchSize, shuffle: true, augment: true, seed: experiment.seed, needs: detector.needs, dropLast: false });
     const valSource = valListing.samples.length ? evalSourceFor(session, valListing) : undefined;
+    // Made before training so a loader that refuses the test set (e.g. samples without their extra maps)
+    // fails the run now (before run-start: no half run is left), not after hours of training.
+    const testSource = testListing.samples.length ? evalSourceFor(session, testListing) : undefined;
     let selectBy: 'val' | 'last' = t.select;
     if (selectBy === 'val' && !valSource) {
       selectBy = 'last';
@@ -298,13 +319,16 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       selection: selectBy,
       select_metric: selectBy === 'val' ? t.selectMetric : 'none',
       seed: experiment.seed,
+      ...describeBackend(backend).protocolFacts,
       ...(assembled.dataset.protocolFacts?.() ?? {}),
+      ...(loader.protocolFacts?.() ?? {}),
     };
     const validate = async (): Promise<EvaluationReport> => {
       const { scored, coverage } = await scoreSplit(assembled, valListing, valSource!, options.signal);
       requireComplete(experiment, 'val', coverage);
       return { ...evaluator.evaluate(scored, { split: 'val', ...protocol }), coverage };
     };
+    const parent = await initFromParent(execution, detector, options);
     const trainer = new Trainer({
       detector,
       train: trainSource,
@@ -315,16 +339,17 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       validate: valSource ? validate : undefined,
       signal: options.signal,
       resume,
+      frozen: parent && !parent.trainable ? new Set(Object.keys(parent.variables)) : undefined,
     });
     session.trainer = trainer;
-    await startRecord(session, execution, options, { slots, backend: backend.name, selectBy, resumedStep: resume ? trainer.step : undefined });
+    await startRecord(session, execution, options, { slots, backend: backend.name, selectBy, resumedStep: resume ? trainer.step : undefined, parent });
 
     const outcome = await trainer.fit();
     result.steps = outcome.step;
     if (outcome.status === 'killed') return endKilled(session, result, outcome.step);
     result.selected = await selectWeights(session, outcome, selectBy);
     if (testListing.samples.length || testListing.listingDrops.length) {
-      result.test = await evaluateTest(session, testListing, protocol, result.selected.step);
+      result.test = await evaluateTest(session, testListing, protocol, result.selected.step, testSource);
     } else {
       bus.emit({ type: 'warning', source: 'protocol', message: 'no test samples: nothing evaluated on test' });
     }
@@ -345,7 +370,7 @@ async function selectWeights(session: Session, outcome: TrainingOutcome, selectB
   let selected: NonNullable<RunResult['selected']>;
   if (selectBy === 'val' && outcome.best) {
     const best = await loadCheckpoint(outcome.best.path);
-    assignWeights(session.assembled!.detector.trainableVariables(), best.model, outcome.best.path);
+    restoreModel(session.assembled!.detector, best, outcome.best.path);
     selected = { by: 'val', step: outcome.best.step, metric: outcome.best.metric, value: outcome.best.value };
   } else {
     selected = { by: 'last', step: outcome.step };
@@ -361,7 +386,7 @@ function endFinished(session: Session, result: RunResult, step: number): RunResu
   if (skipped?.count) {
     bus.emit({ type: 'warning', source: 'loader', message: `${skipped.count} images skipped (corrupt or unreadable): ${skipped.messages.slice(0, 5).join(' | ')}` });
   }
-  for (const name of ['config.json', 'selected.json', 'checkpoints/best.safetensors']) {
+  for (const name of ['config.json', 'selected.json', 'parent.json', 'checkpoints/best.safetensors']) {
     const path = join(run.dir, name);
     if (existsSync(path)) bus.emit({ type: 'artifact', path, name });
   }
@@ -414,6 +439,34 @@ async function closeSession(session: Session): Promise<void> {
   activeBuses.delete(session.bus);
   session.trainer?.dispose();
   session.assembled?.dispose();
+}
+
+/**
+ * A run with `init` starts from its parent's tensors: copied (and recorded in parent.json) when it starts,
+ * read back from parent.json when it resumes (the resumable checkpoint already holds every tensor).
+ */
+async function initFromParent(execution: Execution, detector: Detector, options: RunOptions): Promise<InitRecord | undefined> {
+  const init = execution.experiment.init;
+  if (!init) return undefined;
+  if (execution.resumeFrom) {
+    const recorded = readInitRecord(execution.run.dir);
+    if (!recorded) throw new Error(`${execution.run.dir} has init in config.json but no parent.json: it cannot be resumed as a stage-2 run; start it again`);
+    return recorded;
+  }
+  const record = await applyInit(init, detector.trainableVariables(), { plugins: execution.plugins, cwd: options.cwd ?? process.cwd() });
+  writeInitRecord(execution.run.dir, record);
+  return record;
+}
+
+function parentTags(parent: InitRecord): Record<string, string> {
+  return {
+    'dfd.parent.runId': parent.runId,
+    'dfd.parent.runDir': parent.runDir,
+    ...(parent.stage ? { 'dfd.parent.stage': parent.stage } : {}),
+    'dfd.init.variables': Object.keys(parent.variables).join(','),
+    'dfd.init.trainable': String(parent.trainable),
+    'dfd.init.checkpointSha256': parent.sha256,
+  };
 }
 
 /** Trains, selects on validation, evaluates on test and writes the run directory. */

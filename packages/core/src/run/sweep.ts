@@ -2,19 +2,58 @@
  * Sweeps: one parent run and one child run per variant. The parent is a run directory of its own
  * (`runs/<experiment>/<sweep-id>/`, events.jsonl with run-start, one eval event per finished child and
  * end), so trackers and `dfd sync` treat it like any run; every child's run-start carries `parentRunId`
- * (MLflow: `mlflow.parentRunId`), and each child's test metrics are summarised on the parent.
+ * (MLflow: `mlflow.parentRunId`). The parent ranks the children on validation only (`sweep-summary.json`,
+ * `val/<child>/<metric>` per child), names the chosen one and records only the chosen child's test metrics
+ * (`test/...` on the parent): choosing by test would be tuning on the test set.
  */
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { Tracker } from '../contracts.js';
 import { RunEventBus } from '../events.js';
-import { resolveExperiment, type ExperimentInCode } from '../experiment.js';
-import { createRunDirectory, recordEvents, writeRecordJson } from './run-directory.js';
+import { resolveExperiment, type ExperimentInCode, type ResolvedExperiment } from '../experiment.js';
+import { createRunDirectory, recordEvents, writeJson, writeRecordJson } from './run-directory.js';
 import { runExperiment, type RunOptions, type RunResult } from './runner.js';
+import { summariseSweep, type SweepChild, type SweepSelection, type SweepSummary } from './sweep-summary.js';
 
 export interface SweepResult {
   sweepId: string;
   sweepDir: string;
   children: RunResult[];
+  /** Children ranked on validation, the chosen one and its test metrics. */
+  summary: SweepSummary;
+}
+
+/** How a sweep over `experiment` ranks its children: the experiment's own validation selection metric. */
+export function sweepSelection(experiment: ResolvedExperiment): SweepSelection {
+  return { metric: experiment.trainer.selectMetric, mode: experiment.trainer.selectMode };
+}
+
+/**
+ * Records a sweep's summary on its parent's event stream: one `val` point per ranked child
+ * (`val/<child>/<metric>`), then the chosen child's test report as the parent's `test/...`, and
+ * `sweep-summary.json` in the parent's run directory.
+ */
+export function emitSweepSummary(bus: RunEventBus, parentDir: string, summary: SweepSummary, order: string[]): void {
+  const { metric } = summary.selection;
+  for (const entry of summary.ranking) {
+    bus.emit({ type: 'eval', split: 'val', step: order.indexOf(entry.name) + 1, epoch: 0, report: { overall: { [`${entry.name}/${metric}`]: entry.val }, subsets: {}, protocol: { selection: 'val' } } });
+  }
+  const chosen = summary.chosen;
+  if (chosen?.test) {
+    bus.emit({
+      type: 'eval',
+      split: 'test',
+      step: order.indexOf(chosen.name) + 1,
+      epoch: 0,
+      report: { ...chosen.test, protocol: { selection: 'val', select_metric: metric, chosen: chosen.name, chosen_run: chosen.runId } },
+    });
+  }
+  const path = join(parentDir, 'sweep-summary.json');
+  writeJson(path, summary);
+  bus.emit({ type: 'artifact', path, name: 'sweep-summary.json' });
+}
+
+function asSweepChild(name: string, result: RunResult): SweepChild {
+  return { name, runId: result.runId, runDir: result.runDir, status: result.status, ...(result.selected ? { selected: result.selected } : {}), ...(result.test ? { test: result.test } : {}) };
 }
 
 /** Deep-merges a variant over the base definition (objects merge, arrays and scalars replace). */
@@ -43,6 +82,7 @@ export async function runSweep(
   const experiment = resolveExperiment(base);
   const cwd = options.cwd ?? process.cwd();
   const parent = createRunDirectory(resolvePath(cwd, experiment.runsDir), experiment.name);
+  const selection = sweepSelection(experiment);
   const bus = new RunEventBus();
   const recording = recordEvents(bus.events$, parent);
   for (const tracker of options.sweepTrackers ?? []) {
@@ -57,33 +97,26 @@ export async function runSweep(
     runName: `${experiment.name}-sweep-${parent.runId}`,
     runDir: parent.dir,
     config,
-    tags: { 'dfd.sweep': 'parent', 'dfd.sweep.size': String(variants.length) },
+    tags: { 'dfd.sweep': 'parent', 'dfd.sweep.size': String(variants.length), 'dfd.sweep.select': `val/${selection.metric} (${selection.mode})` },
     datasets: [],
     totalSteps: 0,
   });
   const children: RunResult[] = [];
   let failed: Error | undefined;
   try {
-    for (const [index, variant] of variants.entries()) {
+    for (const variant of variants) {
       const definition = mergeVariant(base, { ...variant.overrides, name: `${experiment.name}.${variant.name}` });
-      const result = await runExperiment(definition, { ...options, parentRunId: parent.runId });
-      children.push(result);
-      if (result.test) {
-        bus.emit({
-          type: 'eval',
-          split: 'test',
-          step: index + 1,
-          epoch: 0,
-          report: { overall: Object.fromEntries(Object.entries(result.test.overall).map(([k, v]) => [`${variant.name}/${k}`, v])), subsets: {}, protocol: result.test.protocol },
-        });
-      }
+      children.push(await runExperiment(definition, { ...options, parentRunId: parent.runId }));
     }
   } catch (error) {
     failed = error as Error;
   }
+  const names = variants.map((v) => v.name);
+  const summary = summariseSweep(children.map((child, i) => asSweepChild(names[i]!, child)), selection);
+  emitSweepSummary(bus, parent.dir, summary, names);
   bus.emit({ type: 'end', status: failed ? 'failed' : 'finished', step: children.length, ...(failed ? { error: failed.message } : {}) });
   for (const tracker of options.sweepTrackers ?? []) await tracker.close().catch(() => undefined);
   recording.unsubscribe();
   if (failed) throw failed;
-  return { sweepId: parent.runId, sweepDir: parent.dir, children };
+  return { sweepId: parent.runId, sweepDir: parent.dir, children, summary };
 }

@@ -14,7 +14,7 @@ import type { Rng } from '../rng.js';
 import { clipGradientsByGlobalNorm, createOptimizer, type Optimizer } from './optimizers.js';
 import { createSchedule, type LrSchedule } from './schedules.js';
 import {
-  assignWeights,
+  restoreModel,
   saveCheckpoint,
   toTensors,
   type CheckpointState,
@@ -36,6 +36,11 @@ export interface TrainerOptions {
   validate?: () => Promise<EvaluationReport>;
   signal?: AbortSignal;
   resume?: LoadedCheckpoint;
+  /**
+   * Variables (by stable name) kept fixed: no gradient, no optimizer state, but saved and restored with
+   * the checkpoints so the run is complete on its own (stage-2 runs over frozen stage-1 tensors).
+   */
+  frozen?: ReadonlySet<string>;
 }
 
 export interface TrainingOutcome {
@@ -52,7 +57,10 @@ export class NonFiniteLossError extends Error {
 export class Trainer {
   private readonly optimizer: Optimizer;
   private readonly schedule: LrSchedule;
+  /** Every variable of the detector: what the checkpoints hold. */
   private readonly variables: Record<string, tf.Variable>;
+  /** The ones the optimizer updates (all but `frozen`). */
+  private readonly trained: Record<string, tf.Variable>;
   private position: TrainingPosition = { step: 0, epoch: 0, batchInEpoch: 0 };
   private best: CheckpointState['best'];
   private nonFinite = 0;
@@ -64,8 +72,16 @@ export class Trainer {
   constructor(private readonly options: TrainerOptions) {
     const { config, detector, train } = options;
     this.variables = detector.trainableVariables();
-    if (Object.keys(this.variables).length === 0) {
-      throw new Error('the detector has no trainable variables: nothing to train (is every part frozen?)');
+    const frozen = options.frozen ?? new Set<string>();
+    const unknownFrozen = [...frozen].filter((name) => !(name in this.variables));
+    if (unknownFrozen.length) throw new Error(`frozen variable(s) ${unknownFrozen.join(', ')} are not variables of the detector (${Object.keys(this.variables).join(', ')})`);
+    this.trained = Object.fromEntries(Object.entries(this.variables).filter(([name]) => !frozen.has(name)));
+    if (Object.keys(this.trained).length === 0) {
+      throw new Error(
+        Object.keys(this.variables).length === 0
+          ? 'the detector has no trainable variables: nothing to train (is every part frozen?)'
+          : `every variable of the detector is frozen (${[...frozen].join(', ')}): nothing to train; set init.trainable or add trainable parts`,
+      );
     }
     this.optimizer = createOptimizer(config.optimizer);
     this.schedule = createSchedule(config.schedule, config.optimizer.lr, config.epochs);
@@ -84,7 +100,7 @@ export class Trainer {
   private restore(checkpoint: LoadedCheckpoint): void {
     const state = checkpoint.state;
     if ('weightsOnly' in state) throw new Error('cannot resume from a weights-only checkpoint (best.safetensors); use last.safetensors');
-    assignWeights(this.variables, checkpoint.model, 'checkpoint');
+    restoreModel(this.options.detector, checkpoint, 'checkpoint');
     const slots = toTensors(checkpoint.optimizer);
     this.optimizer.loadState({ tensors: slots, scalars: state.optimizerScalars });
     for (const slot of Object.values(slots)) slot.dispose();
@@ -165,13 +181,13 @@ export class Trainer {
   /** One optimizer step; returns the loss (NaN when skipped) and the gradient norm when clipping. */
   private trainStep(batch: Parameters<Detector['forward']>[0], lr: number): { loss: number; gradNorm?: number } {
     const { detector, config, bus } = this.options;
-    const varList = Object.values(this.variables);
+    const varList = Object.values(this.trained);
     const { value, grads } = tf.variableGrads(() => detector.loss(detector.forward(batch, true), batch.labels), varList);
     const loss = value.dataSync()[0]!;
     value.dispose();
     // variableGrads keys gradients by the tfjs variable name; map back to our stable names.
     let gradients: Record<string, tf.Tensor> = {};
-    for (const [name, variable] of Object.entries(this.variables)) {
+    for (const [name, variable] of Object.entries(this.trained)) {
       const gradient = grads[variable.name];
       if (gradient) gradients[name] = gradient;
     }
@@ -198,7 +214,7 @@ export class Trainer {
         gradients = clipped.gradients;
         gradNorm = clipped.norm;
       }
-      this.optimizer.apply(this.variables, gradients, lr);
+      this.optimizer.apply(this.trained, gradients, lr);
       return { loss, gradNorm };
     } finally {
       for (const gradient of Object.values(gradients)) gradient.dispose();
@@ -246,7 +262,7 @@ export class Trainer {
     if (improved) {
       this.best = { value, step: this.position.step, metric: config.selectMetric };
       await this.write(this.bestPath, () =>
-        saveCheckpoint(this.bestPath, this.variables, {}, { weightsOnly: true, step: this.position.step, metric: { name: config.selectMetric, value } }),
+        saveCheckpoint(this.bestPath, this.variables, {}, { weightsOnly: true, step: this.position.step, metric: { name: config.selectMetric, value } }, this.moduleState()),
       );
       bus.emit({
         type: 'checkpoint',
@@ -270,7 +286,7 @@ export class Trainer {
       nonFiniteLosses: this.nonFinite,
       ...(this.pendingValidation ? { pendingValidation: this.pendingValidation } : {}),
     };
-    await this.write(this.lastPath, () => saveCheckpoint(this.lastPath, this.variables, optimizerState.tensors, state));
+    await this.write(this.lastPath, () => saveCheckpoint(this.lastPath, this.variables, optimizerState.tensors, state, this.moduleState()));
     this.options.bus.emit({ type: 'checkpoint', step: this.position.step, epoch: this.position.epoch, path: this.lastPath, kind: 'last' });
   }
 
@@ -282,6 +298,11 @@ export class Trainer {
       const runDir = dirname(this.options.checkpointsDir);
       throw recordWriteError('checkpoint', path, error, continueHint(runDir));
     }
+  }
+
+  /** The detector's non-trainable state tensors (running statistics ...), saved with every checkpoint. */
+  private moduleState(): Record<string, tf.Tensor> {
+    return this.options.detector.stateTensors?.() ?? {};
   }
 
   private outcome(status: TrainingOutcome['status']): TrainingOutcome {

@@ -146,27 +146,35 @@ class ToyLoader implements BatchLoader {
   }
 }
 
-const ToyDetectorConfig = z.object({ dim: z.number().int().default(8), nanAfterStep: z.number().int().optional() });
+const ToyDetectorConfig = z.object({
+  dim: z.number().int().default(8),
+  nanAfterStep: z.number().int().optional(),
+  /** A second, zero-initialised 2×2 head over the linear logits (a stand-in for what stage 2 adds). */
+  head: z.boolean().optional(),
+});
 
 @injectable()
 class ToyLinearDetector implements Detector {
   readonly needs = { pixels: false, features: true, extras: [], boxes: false };
   private readonly weight: tf.Variable;
   private readonly bias: tf.Variable;
+  private readonly head?: tf.Variable;
   private calls = 0;
   constructor(@inject(configToken('detector')) private readonly config: z.output<typeof ToyDetectorConfig>, @inject(TOKENS.Rng) rng: Rng) {
     const init = rng.fork('toy-linear');
     this.weight = tf.variable(tf.tensor2d(init.normalArray(config.dim * 2, 0, 0.02), [config.dim, 2]), true, uniqueVariableName('toy.weight'));
     this.bias = tf.variable(tf.zeros([2]), true, uniqueVariableName('toy.bias'));
+    if (config.head) this.head = tf.variable(tf.zeros([2, 2]), true, uniqueVariableName('toy.head.weight'));
   }
   trainableVariables() {
-    return { weight: this.weight, bias: this.bias };
+    return { weight: this.weight, bias: this.bias, ...(this.head ? { 'head.weight': this.head } : {}) };
   }
   forward(batch: Batch, training: boolean): tf.Tensor2D {
     if (training) this.calls += 1;
     const poisoned = this.config.nanAfterStep !== undefined && training && this.calls > this.config.nanAfterStep;
     return tf.tidy(() => {
-      const logits = tf.add(tf.matMul(batch.features!, this.weight), this.bias) as tf.Tensor2D;
+      let logits = tf.add(tf.matMul(batch.features!, this.weight), this.bias) as tf.Tensor2D;
+      if (this.head) logits = tf.add(logits, tf.matMul(logits, this.head)) as tf.Tensor2D;
       return poisoned ? (tf.mul(logits, Number.NaN) as tf.Tensor2D) : logits;
     });
   }
@@ -179,6 +187,7 @@ class ToyLinearDetector implements Detector {
   dispose() {
     this.weight.dispose();
     this.bias.dispose();
+    this.head?.dispose();
   }
 }
 

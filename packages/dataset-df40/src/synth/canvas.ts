@@ -171,6 +171,47 @@ export class Canvas {
     }
   }
 
+  /** Unsharp masking: `x + amount · (x − blur_r(x))` inside `mask`; bright and dark halos along edges. */
+  sharpen(r: number, amount: number, mask?: Float32Array): void {
+    const blurred = this.clone();
+    blurred.boxBlur(r, 1);
+    for (let p = 0; p < this.width * this.height; p++) {
+      const m = amount * (mask ? mask[p]! : 1);
+      if (m === 0) continue;
+      for (let c = 0; c < 3; c++) {
+        const i = p * 3 + c;
+        this.data[i] = this.data[i]! + m * (this.data[i]! - blurred.data[i]!);
+      }
+    }
+  }
+
+  /** Quantises every channel to `levels` values (colour banding) inside `mask`. */
+  posterize(levels: number, mask?: Float32Array): void {
+    const step = 255 / (levels - 1);
+    for (let p = 0; p < this.width * this.height; p++) {
+      const m = mask ? mask[p]! : 1;
+      if (m <= 0) continue;
+      for (let c = 0; c < 3; c++) {
+        const i = p * 3 + c;
+        const v = Math.round(Math.min(255, Math.max(0, this.data[i]!)) / step) * step;
+        this.data[i] = this.data[i]! * (1 - m) + v * m;
+      }
+    }
+  }
+
+  /** Moves one colour channel by (dx, dy) pixels (edge-clamped): chromatic aberration / misregistered planes. */
+  shiftChannel(channel: 0 | 1 | 2, dx: number, dy: number): void {
+    const { width: W, height: H } = this;
+    const source = this.clone().data;
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const sx = Math.min(W - 1, Math.max(0, x - dx));
+        const sy = Math.min(H - 1, Math.max(0, y - dy));
+        this.data[(y * W + x) * 3 + channel] = source[(sy * W + sx) * 3 + channel]!;
+      }
+    }
+  }
+
   toBytes(): Buffer {
     const out = Buffer.alloc(this.data.length);
     for (let i = 0; i < this.data.length; i++) out[i] = Math.min(255, Math.max(0, Math.round(this.data[i]!)));

@@ -19,7 +19,7 @@ import { rngFor } from '@dfd/core';
 import { encodeNpy } from '../npy.js';
 import { mapPool } from '../pool.js';
 import { randomIdentity, randomPose, renderFace } from './face.js';
-import { applyDomain, SYNTH_DOMAINS, METHODS, type MethodSpec } from './methods.js';
+import { applyDomain, SYNTH_DOMAINS, METHODS, synthSubsetGroups, type MethodSpec } from './methods.js';
 
 export interface SynthOptions {
   /** Output folder (the dataset root). */
@@ -49,6 +49,12 @@ export const SYNTH_PREFIX_DF40 = '/data/home/zhiyuanyan/deepfake_detection_datas
 export const SYNTH_PREFIX_FF = 'deepfakes_detection_datasets';
 const FF_REAL_DIR = 'FaceForensics++/original_sequences/youtube/c23';
 const MANAGED = ['dataset_json', 'FaceForensics++', 'DF40_train', 'DF40', 'synth.json'];
+
+/**
+ * The generator's layout/content version, recorded in synth.json: 2 added artefact families and gave three
+ * test sets families absent from training. Consumers regenerate an older tree rather than mix versions.
+ */
+export const SYNTH_VERSION = 2;
 
 export class SynthError extends Error {
   override name = 'SynthError';
@@ -170,10 +176,13 @@ export async function generateMiniDf40(options: SynthOptions): Promise<SynthResu
   }
   const manifest = {
     generator: '@dfd/dataset-df40 synth',
+    version: SYNTH_VERSION,
     options: { videos, frames, size, seed },
     images: tasks.length,
     domains: Object.fromEntries(Object.entries(SYNTH_DOMAINS).map(([k, v]) => [k, v.description])),
-    methods: METHODS.map((m) => ({ folder: m.folder, jsonKey: m.jsonKey, role: m.role, domain: m.domain, fingerprint: m.fingerprint })),
+    methods: METHODS.map((m) => ({ folder: m.folder, jsonKey: m.jsonKey, role: m.role, domain: m.domain, family: m.family, fingerprint: m.fingerprint })),
+    // Test sets whose artefact family the training methods show, and those whose family they do not.
+    subsetGroups: synthSubsetGroups(),
   };
   await writeFile(join(options.out, 'synth.json'), JSON.stringify(manifest, null, 2) + '\n');
   const videoCount = new Set(tasks.map((t) => dirname(t.rel))).size;

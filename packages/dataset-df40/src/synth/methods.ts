@@ -4,9 +4,12 @@
  * sources ("domains") give each subset its own real look; a subset's fakes share its domain, so within a
  * subset real and fake differ by the fingerprint.
  *
- * Training fingerprints (FF++ domain) cover the families the test sets reuse in new variants: blending
- * seams and colour shifts, low-resolution regions, checkerboard (transposed-convolution) patterns, latent
- * grids and missing sensor noise.
+ * Every fingerprint belongs to an artefact family. The training methods (FF++ domain) cover four: blending
+ * seams with colour shifts, low resolution, checkerboards (transposed convolution) and latent grids without
+ * sensor noise. Five test sets reuse those families in new variants (`seen`); three carry families no
+ * training method shows (`unseen`: spectral stripes, chromatic aberration, colour banding), so a detector
+ * that only memorised the training fingerprints scores well on the first group and not on the second. The
+ * generator records the grouping (synth.json `subsetGroups`) and the DF40 dataset reports both means.
  */
 import type { Rng } from '@dfd/core';
 import type { Canvas } from './canvas.js';
@@ -31,6 +34,15 @@ export const SYNTH_DOMAINS: Record<Domain, DomainStyle> = {
   fvhq: { noise: 2, softness: 0.2, cast: [-3, 0, 4], description: 'talking-head studio video: clean, cool' },
 };
 
+export type ArtefactFamily =
+  | 'blend-seam'
+  | 'low-resolution'
+  | 'checkerboard'
+  | 'latent-grid'
+  | 'spectral-stripes'
+  | 'chromatic-aberration'
+  | 'colour-banding';
+
 export interface MethodSpec {
   /** Folder name under DF40/ or DF40_train/. */
   folder: string;
@@ -39,6 +51,8 @@ export interface MethodSpec {
   domain: Domain;
   /** Known methods are trained on (train/val/test splits, FF++ reals); unknown ones are test-only sets with their own reals. */
   role: 'train' | 'test';
+  /** The artefact family of its fingerprint; test sets whose family no training method has are "unseen". */
+  family: ArtefactFamily;
   /** Multiplier on the domain's sensor noise for fakes (0 = generator output without sensor noise). */
   noise: number;
   fingerprint: string;
@@ -82,7 +96,7 @@ function innerMask(face: RenderedFace, shrink = 0.85): Float32Array {
 export const METHODS: readonly MethodSpec[] = [
   // ---- training methods (FF++ domain), DF40_train/<folder>/ff
   {
-    folder: 'simswap', jsonKey: 'simswap_ff', domain: 'ff', role: 'train', noise: 0.6,
+    folder: 'simswap', jsonKey: 'simswap_ff', domain: 'ff', role: 'train', family: 'blend-seam', noise: 0.6,
     fingerprint: 'face swap: warm inner-face colour shift + bright blending seam',
     apply(face, rng) {
       const shift = [rng.uniform(14, 26), rng.uniform(-4, 6), rng.uniform(-22, -10)];
@@ -91,7 +105,7 @@ export const METHODS: readonly MethodSpec[] = [
     },
   },
   {
-    folder: 'inswap', jsonKey: 'inswap_ff', domain: 'ff', role: 'train', noise: 0.5,
+    folder: 'inswap', jsonKey: 'inswap_ff', domain: 'ff', role: 'train', family: 'low-resolution', noise: 0.5,
     fingerprint: 'face swap at low resolution: inner face 4× down/up-sampled + dark seam',
     apply(face) {
       face.canvas.lowRes(4, 'bilinear', 1, innerMask(face));
@@ -99,14 +113,14 @@ export const METHODS: readonly MethodSpec[] = [
     },
   },
   {
-    folder: 'facevid2vid', jsonKey: 'FS_vid2vid_ff', domain: 'ff', role: 'train', noise: 0.5,
+    folder: 'facevid2vid', jsonKey: 'FS_vid2vid_ff', domain: 'ff', role: 'train', family: 'checkerboard', noise: 0.5,
     fingerprint: 'reenactment decoder: checkerboard (transposed convolution) on the face',
     apply(face) {
       face.canvas.addPattern(checker(face.canvas, 10), [1, 1, 1], face.faceMask);
     },
   },
   {
-    folder: 'pixart', jsonKey: 'PixArt_ff', domain: 'ff', role: 'train', noise: 0,
+    folder: 'pixart', jsonKey: 'PixArt_ff', domain: 'ff', role: 'train', family: 'latent-grid', noise: 0,
     fingerprint: 'diffusion: latent 8× grid everywhere, no sensor noise, more saturated',
     apply(face) {
       face.canvas.addPattern(grid(face.canvas, 12), [1, 1, 1]);
@@ -115,7 +129,7 @@ export const METHODS: readonly MethodSpec[] = [
   },
   // ---- the 8 unknown test sets, DF40/<folder>/{fake,real}
   {
-    folder: 'heygen', jsonKey: 'heygen', domain: 'fvhq', role: 'test', noise: 0.7,
+    folder: 'heygen', jsonKey: 'heygen', domain: 'fvhq', role: 'test', family: 'low-resolution', noise: 0.7,
     fingerprint: 'talking head: regenerated lower face, low resolution and reddened',
     apply(face) {
       face.canvas.lowRes(4, 'bilinear', 1, face.mouthMask);
@@ -124,7 +138,7 @@ export const METHODS: readonly MethodSpec[] = [
     },
   },
   {
-    folder: 'MidJourney', jsonKey: 'MidJourney', domain: 'ffhq', role: 'test', noise: 0,
+    folder: 'MidJourney', jsonKey: 'MidJourney', domain: 'ffhq', role: 'test', family: 'latent-grid', noise: 0,
     fingerprint: 'diffusion: weak latent grid, no noise, strongly saturated',
     apply(face) {
       face.canvas.addPattern(grid(face.canvas, 14), [1, 1, 1]);
@@ -132,14 +146,14 @@ export const METHODS: readonly MethodSpec[] = [
     },
   },
   {
-    folder: 'whichfaceisreal', jsonKey: 'whichisreal', domain: 'ffhq', role: 'test', noise: 0.3,
+    folder: 'whichfaceisreal', jsonKey: 'whichisreal', domain: 'ffhq', role: 'test', family: 'checkerboard', noise: 0.3,
     fingerprint: 'StyleGAN: checkerboard over the whole image',
     apply(face) {
       face.canvas.addPattern(checker(face.canvas, 9), [1, 1, 1]);
     },
   },
   {
-    folder: 'stargan', jsonKey: 'stargan', domain: 'celeba', role: 'test', noise: 0.5,
+    folder: 'stargan', jsonKey: 'stargan', domain: 'celeba', role: 'test', family: 'checkerboard', noise: 0.5,
     fingerprint: 'attribute GAN: strong colour shift of the face + checkerboard',
     apply(face, rng) {
       face.canvas.addPattern(() => 1, [rng.uniform(10, 25), rng.uniform(-20, 0), rng.uniform(-10, 15)], face.faceMask);
@@ -147,23 +161,24 @@ export const METHODS: readonly MethodSpec[] = [
     },
   },
   {
-    folder: 'starganv2', jsonKey: 'starganv2', domain: 'celeba', role: 'test', noise: 0.4,
-    fingerprint: 'nearest-neighbour upsampling: blocks of 1/8 of the side over the face',
+    folder: 'starganv2', jsonKey: 'starganv2', domain: 'celeba', role: 'test', family: 'chromatic-aberration', noise: 0.4,
+    fingerprint: 'unseen family: misregistered colour planes (red and blue shifted apart by 1/16 of the side)',
     apply(face) {
-      face.canvas.lowRes(Math.max(2, Math.round(face.canvas.width / 8)), 'nearest', 0.9, face.faceMask);
+      const d = Math.max(1, Math.round(face.canvas.width / 16));
+      face.canvas.shiftChannel(0, d, 0);
+      face.canvas.shiftChannel(2, -d, 0);
     },
   },
   {
-    folder: 'styleclip', jsonKey: 'styleclip', domain: 'celeba', role: 'test', noise: 0.5,
-    fingerprint: 'latent editing: diagonal spectral stripes + saturation + colour cast',
+    folder: 'styleclip', jsonKey: 'styleclip', domain: 'celeba', role: 'test', family: 'spectral-stripes', noise: 0.5,
+    fingerprint: 'unseen family: diagonal spectral stripes (latent editing), no colour change',
     apply(face) {
       const p = period(face.canvas) * 1.5;
-      face.canvas.addPattern((x, y) => 9 * Math.sin((2 * Math.PI * (x + y)) / p), [1, 1, 1]);
-      face.canvas.saturate(1.3, face.faceMask);
+      face.canvas.addPattern((x, y) => 10 * Math.sin((2 * Math.PI * (x + y)) / p), [1, 1, 1]);
     },
   },
   {
-    folder: 'e4e', jsonKey: 'e4e', domain: 'celeba', role: 'test', noise: 0.3,
+    folder: 'e4e', jsonKey: 'e4e', domain: 'celeba', role: 'test', family: 'low-resolution', noise: 0.3,
     fingerprint: 'GAN inversion: whole image 4× low resolution, slight cast',
     apply(face) {
       face.canvas.lowRes(4, 'bilinear', 0.9);
@@ -171,14 +186,27 @@ export const METHODS: readonly MethodSpec[] = [
     },
   },
   {
-    folder: 'CollabDiff', jsonKey: 'CollabDiff', domain: 'celeba', role: 'test', noise: 0,
-    fingerprint: 'diffusion: latent grid, no noise, smoothed skin',
+    folder: 'CollabDiff', jsonKey: 'CollabDiff', domain: 'celeba', role: 'test', family: 'colour-banding', noise: 0.3,
+    fingerprint: 'unseen family: smoothed, colour-banded face (posterised to 6 levels), sensor noise kept',
     apply(face) {
-      face.canvas.boxBlur(1, 0.6, face.faceMask);
-      face.canvas.addPattern(grid(face.canvas, 10), [1, 1, 1]);
+      face.canvas.boxBlur(Math.max(1, Math.round(face.canvas.width / 32)), 0.8, face.faceMask);
+      face.canvas.posterize(6, face.faceMask);
     },
   },
 ];
+
+/**
+ * Test sets grouped by whether their artefact family occurs among the training methods: the protocol fact
+ * that separates generalisation from memorisation on this synthetic benchmark.
+ */
+export function synthSubsetGroups(methods: readonly MethodSpec[] = METHODS): { 'seen-family': string[]; 'unseen-family': string[] } {
+  const trained = new Set(methods.filter((m) => m.role === 'train').map((m) => m.family));
+  const tests = methods.filter((m) => m.role === 'test');
+  return {
+    'seen-family': tests.filter((m) => trained.has(m.family)).map((m) => m.folder),
+    'unseen-family': tests.filter((m) => !trained.has(m.family)).map((m) => m.folder),
+  };
+}
 
 /** Domain look applied to every image (reals fully, fakes with the method's noise factor). */
 export function applyDomain(canvas: Canvas, domain: Domain, noiseFactor: number, rng: Rng): void {

@@ -9,14 +9,25 @@
  */
 import { existsSync } from 'node:fs';
 import { writeFile, rename } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { ensureBackend, readSafetensors, UsageError, writeSafetensors, type CliCommand, type CliIO, type FrozenImageEncoder } from '@dfd/core';
+import { join, resolve } from 'node:path';
+import {
+  canonicalJson,
+  ensureBackend,
+  readSafetensors,
+  UsageError,
+  writeSafetensors,
+  type CliCommand,
+  type CliIO,
+  type FrozenImageEncoder,
+} from '@dfd/core';
 import { loadClip } from '../load.js';
 import { findClipOnnx, OnnxClipImageEncoder } from '../onnx-encoder.js';
 import { TfjsClipImageEncoder } from '../frozen-tfjs.js';
-import { clipResizeCrop, normalizeToChw } from '../preprocess.js';
+import { FROZEN_PRECISIONS, type FrozenPrecision } from '../onnx-session.js';
+import { pilSource, presetSource, type PixelSource, type SkippedImage } from './pixel-sources.js';
 import { imagesFromGlob, imagesFromList } from './image-list.js';
 import { parseFlags, positiveInt } from './args.js';
+import { MERGE_USAGE, parseShard, runMerge, shardBlock, shardMetadata } from './shard.js';
 
 const USAGE = `dfd encode --model DIR (--images GLOB | --dataset LIST) --out FILE.safetensors [options]
 
@@ -26,25 +37,39 @@ Frozen CLIP image embeddings (and optionally patch tokens) for many images.
   --images GLOB        images to encode, e.g. 'data/**/*.jpg' (quote it)
   --dataset LIST       a text file with one image path per line, or a JSON array of paths / {"path": ...}
   --out FILE           output .safetensors; the row index goes to FILE.index.json beside it
-  --engine onnx|tfjs   onnx (default when DIR has onnx/vision_model.onnx) or tfjs
-  --onnx PATH          ONNX vision tower, when not at DIR/onnx/vision_model.onnx
+  --engine onnx|tfjs   onnx (default when DIR has onnx/vision_model.onnx or model.safetensors) or tfjs
+  --precision P        fp32 (default) | int8 | bf16 for the onnx engine. int8: the vision tower is built from
+                       model.safetensors with int8 encoder weights, once, and cached beside the model (~3x fp32);
+                       bf16 is refused on CPU (onnxruntime has no fast bf16 kernel here)
+  --onnx PATH          ONNX vision tower, when not at DIR/onnx/vision_model.onnx (fp32 only)
   --device cpu|cuda    onnxruntime device (cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12)
   --batch N            images per forward pass (default 16)
   --threads N          onnxruntime intra-op threads (default: all cores)
   --patch-tokens       also store patch tokens [N, h, w, width]
   --resample pil|sharp resize filter: pil (default, equals CLIPImageProcessor) or sharp (libvips, faster)
+  --preset NAME        make the pixels with the eval view of a loader preset (clip, ufd, df40, clare, lare of
+                       @dfd/dataset-df40's 'images' loader): the feature cache's own path, so rows equal the
+                       cache's features for the same preset; recorded in the index (preprocessing)
+  --loader NAME        the loader whose preset --preset names (default images)
   --checkpoint-every N rewrite the output every N batches (default 20)
+  --shard K/N          encode only the K-th (0-based) of N contiguous blocks of the list, e.g. one Slurm
+                       array task each (\`dfd slurm encode\`); join them with \`dfd encode merge\`
 
-Re-running with the same --out skips images already in it.`;
+Re-running with the same --out skips images already in it.
+
+${MERGE_USAGE}`;
 
 interface IndexFile {
   model: string;
   engine: string;
+  precision: string;
+  /** What made the pixels: `{ transform: 'clip-eval', resample }`, or a loader preset's eval view (as in the feature-cache key). */
+  preprocessing: Record<string, unknown>;
   weightsDigest: string;
   embedDim: number;
   patchTokens: boolean;
   rows: string[];
-  skipped: Array<{ path: string; reason: string }>;
+  skipped: SkippedImage[];
 }
 
 class Progress {
@@ -67,28 +92,38 @@ class Progress {
   }
 }
 
-async function openEngine(engine: string, model: string, values: Map<string, string>): Promise<FrozenImageEncoder> {
+async function openEngine(engine: string, model: string, values: Map<string, string>, io: CliIO): Promise<FrozenImageEncoder> {
   if (engine === 'onnx') {
     const device = values.get('device') ?? 'cpu';
     if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
     const threads = values.has('threads') ? positiveInt(values.get('threads'), 'threads', 1) : undefined;
+    const precision = values.get('precision') ?? 'fp32';
+    if (!FROZEN_PRECISIONS.includes(precision as FrozenPrecision)) throw new UsageError(`--precision must be one of ${FROZEN_PRECISIONS.join(', ')}, got '${precision}'`);
     return OnnxClipImageEncoder.create(model, {
       device,
+      precision: precision as FrozenPrecision,
+      log: (message) => io.stderr.write(`encode: ${message}\n`),
       ...(values.has('onnx') ? { onnx: values.get('onnx')! } : {}),
       ...(threads ? { threads } : {}),
     });
   }
+  if ((values.get('precision') ?? 'fp32') !== 'fp32') throw new UsageError(`--precision ${values.get('precision')} needs --engine onnx (the tfjs towers are fp32)`);
   await ensureBackend();
   return TfjsClipImageEncoder.wrap(await loadClip(model), true);
 }
 
+/** onnx whenever it can run: an export is there, or model.safetensors to build one from. */
 async function defaultEngine(model: string, onnx: string | undefined): Promise<'onnx' | 'tfjs'> {
   try {
     await findClipOnnx(model, onnx);
     return 'onnx';
   } catch {
-    return 'tfjs';
+    return existsSync(join(model, 'model.safetensors')) ? 'onnx' : 'tfjs';
   }
+}
+
+function precisionOf(encoder: FrozenImageEncoder): string {
+  return encoder.precision ?? 'fp32';
 }
 
 interface Rows {
@@ -97,19 +132,28 @@ interface Rows {
   patches: Float32Array[];
 }
 
-async function readExisting(out: string, encoder: FrozenImageEncoder, patchTokens: boolean): Promise<Rows> {
+async function readExisting(out: string, encoder: FrozenImageEncoder, patchTokens: boolean, source: PixelSource, shard: string | undefined): Promise<Rows> {
   const rows: Rows = { paths: [], embeds: [], patches: [] };
   if (!existsSync(out)) return rows;
   const { tensors, metadata } = await readSafetensors(out);
   if (metadata.weights_digest !== encoder.weightsDigest) {
     throw new UsageError(
-      `${out} was written by another model (weights digest ${metadata.weights_digest?.slice(0, 12) ?? 'unknown'}, this one ${encoder.weightsDigest.slice(0, 12)}); ` +
+      `${out} was written by another model or precision (weights digest ${metadata.weights_digest?.slice(0, 12) ?? 'unknown'}, precision ${metadata.precision ?? 'fp32'}; ` +
+        `this one ${encoder.weightsDigest.slice(0, 12)}, precision ${precisionOf(encoder)}); ` +
         'choose another --out or delete the file to start over',
     );
   }
   if ((metadata.patch_tokens === 'true') !== patchTokens) {
     throw new UsageError(`${out} was written ${patchTokens ? 'without' : 'with'} --patch-tokens; use the same flags to resume, or another --out`);
   }
+  if (metadata.shard !== shard) {
+    throw new UsageError(`${out} was written ${metadata.shard ? `as shard ${metadata.shard}` : 'unsharded'}, not ${shard ? `as shard ${shard}` : 'unsharded'}; use the same --shard to resume, or another --out`);
+  }
+  // A preset's full description is known only once its loader is built; its name decides the resume check.
+  const preset = source.preprocessing.preset as string | undefined;
+  const recorded = metadata.preprocessing ?? canonicalJson({ transform: 'clip-eval', resample: 'pil' });
+  const same = preset !== undefined ? metadata.preset === preset : !metadata.preset && recorded === canonicalJson(source.preprocessing);
+  if (!same) throw new UsageError(`${out} was made with other preprocessing (${recorded}); use the same --preset/--resample to resume, or another --out`);
   rows.paths = JSON.parse(metadata.paths ?? '[]') as string[];
   const embeds = tensors.embeds;
   if (!embeds || embeds.shape[0] !== rows.paths.length) throw new UsageError(`${out} is not a dfd encode output (no embeds row per path); use another --out`);
@@ -128,7 +172,16 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model: string, patchTokens: boolean, skipped: IndexFile['skipped']): Promise<void> {
+async function save(
+  out: string,
+  rows: Rows,
+  encoder: FrozenImageEncoder,
+  model: string,
+  patchTokens: boolean,
+  skipped: IndexFile['skipped'],
+  preprocessing: Record<string, unknown>,
+  shardFacts: Record<string, string>,
+): Promise<void> {
   const info = encoder.info;
   const n = rows.paths.length;
   rows.embeds = [concat(rows.embeds)];
@@ -140,16 +193,22 @@ async function save(out: string, rows: Rows, encoder: FrozenImageEncoder, model:
   await writeSafetensors(out, tensors, {
     model,
     engine: encoder.engine,
+    precision: precisionOf(encoder),
     weights_digest: encoder.weightsDigest,
     patch_tokens: String(patchTokens),
+    preprocessing: canonicalJson(preprocessing),
+    preset: String(preprocessing.preset ?? ''),
     paths: JSON.stringify(rows.paths),
+    ...shardFacts,
   });
   const index: IndexFile = {
     model,
     engine: encoder.engine,
+    precision: precisionOf(encoder),
     weightsDigest: encoder.weightsDigest,
     embedDim: info.embedDim,
     patchTokens,
+    preprocessing,
     rows: rows.paths,
     skipped,
   };
@@ -163,8 +222,9 @@ export const encodeCommand: CliCommand = {
   summary: 'Frozen CLIP image embeddings (and patch tokens) for many images, resumable, into safetensors',
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<number> {
+    if (args[0] === 'merge') return runMerge(args.slice(1), io);
     const { values, booleans } = parseFlags(args, {
-      values: ['model', 'images', 'dataset', 'out', 'engine', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every'],
+      values: ['model', 'images', 'dataset', 'out', 'engine', 'precision', 'preset', 'loader', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every', 'shard'],
       booleans: ['patch-tokens', 'help'],
     });
     if (booleans.has('help')) {
@@ -188,50 +248,40 @@ export const encodeCommand: CliCommand = {
     if (engine !== 'onnx' && engine !== 'tfjs') throw new UsageError(`--engine must be onnx or tfjs, got '${engine}'`);
     const patchTokens = booleans.has('patch-tokens');
 
-    const images = values.has('images') ? await imagesFromGlob(values.get('images')!, io.cwd) : await imagesFromList(values.get('dataset')!, io.cwd);
-    const encoder = await openEngine(engine, model, values);
+    const preset = values.get('preset');
+    if (values.has('loader') && !preset) throw new UsageError('--loader goes with --preset NAME');
+    const source: PixelSource = preset
+      ? presetSource(io, values.get('loader') ?? 'images', preset)
+      : pilSource(resample, (path, reason) => io.stderr.write(`encode: skip ${path}: ${reason}\n`));
+    const shard = values.has('shard') ? parseShard(values.get('shard')!) : undefined;
+    const listed = values.has('images') ? await imagesFromGlob(values.get('images')!, io.cwd) : await imagesFromList(values.get('dataset')!, io.cwd);
+    const images = shard ? shardBlock(listed, shard) : listed;
+    const shardFacts = shard ? shardMetadata(listed, shard, images.length) : {};
+    const encoder = await openEngine(engine, model, values, io);
     try {
-      const rows = await readExisting(out, encoder, patchTokens);
+      const rows = await readExisting(out, encoder, patchTokens, source, shardFacts.shard);
       const done = new Set(rows.paths);
       const todo = images.filter((p) => !done.has(p));
       io.stdout.write(
         `encode: ${images.length} images, ${images.length - todo.length} already in ${out}, ${todo.length} to do ` +
-          `(${encoder.info.name}, ${encoder.engine}, batch ${batch})\n`,
+          `(${encoder.info.name}, ${encoder.engine}, ${precisionOf(encoder)}, batch ${batch}${shard ? `, shard ${shard.index}/${shard.count} of ${listed.length}` : ''})\n`,
       );
       const skipped: IndexFile['skipped'] = [];
-      const size = encoder.info.imageSize;
       const progress = new Progress(io, todo.length);
       let processed = 0;
       let batches = 0;
-      for (let start = 0; start < todo.length; start += batch) {
-        const chunk = todo.slice(start, start + batch);
-        const crops = await Promise.all(
-          chunk.map(async (path) => {
-            try {
-              return await clipResizeCrop(path, size, resample);
-            } catch (error) {
-              const reason = (error as Error).message;
-              skipped.push({ path, reason });
-              io.stderr.write(`encode: skip ${path}: ${reason}\n`);
-              return undefined;
-            }
-          }),
-        );
-        const good = chunk.filter((_, i) => crops[i]);
+      for await (const { chunk, good, pixels } of source(todo, batch, encoder.info, skipped)) {
         if (good.length) {
-          const pixels = new Float32Array(good.length * 3 * size * size);
-          let k = 0;
-          crops.forEach((crop) => crop && normalizeToChw(crop, size, encoder.info.mean, encoder.info.std, pixels, k++ * 3 * size * size));
           const result = await encoder.embed(pixels, good.length, { patchTokens });
           rows.paths.push(...good);
           rows.embeds.push(result.embeds);
           if (patchTokens) rows.patches.push(result.patchTokens!);
         }
-        processed += chunk.length;
+        processed += chunk;
         progress.update(processed);
-        if (++batches % every === 0) await save(out, rows, encoder, model, patchTokens, skipped);
+        if (++batches % every === 0) await save(out, rows, encoder, model, patchTokens, skipped, source.preprocessing, shardFacts);
       }
-      await save(out, rows, encoder, model, patchTokens, skipped);
+      await save(out, rows, encoder, model, patchTokens, skipped, source.preprocessing, shardFacts);
       io.stdout.write(`encode: wrote ${rows.paths.length} rows to ${out} (index ${out}.index.json)${skipped.length ? `; skipped ${skipped.length} unreadable image(s)` : ''}\n`);
       return 0;
     } finally {

@@ -11,6 +11,7 @@ import { resumeRun, runExperiment, type RunResult } from '../../run/runner.js';
 import { RunInterrupted } from '../../run/interrupt.js';
 import type { CoverageCounts, EvaluationReport } from '../../contracts.js';
 import { incompleteSubsets, isSubsetComplete } from '../../evaluation/coverage.js';
+import { isPipeline, runPipeline, type PipelineDefinition, type PipelineResult } from '../../run/pipeline.js';
 import { UsageError, type CliCommand, type CliIO } from '../command.js';
 import { formatMetric } from '../../run/progress.js';
 
@@ -40,6 +41,13 @@ async function registerTypeScript(file: string): Promise<unknown> {
 
 /** Loads an experiment from JSON, or from a module whose default export is one (or a function returning one). */
 export async function loadExperimentFile(path: string): Promise<ExperimentInCode> {
+  const loaded = await loadRunnableFile(path);
+  if (isPipeline(loaded)) throw new UsageError(`${resolve(path)} defines a pipeline (stages: ${loaded.stages.map((s) => s.name).join(', ')}), not one experiment`);
+  return loaded;
+}
+
+/** An experiment or a pipeline (`{ name, stages: [...] }`) from JSON or a module's default export. */
+export async function loadRunnableFile(path: string): Promise<ExperimentInCode | PipelineDefinition> {
   const absolute = resolve(path);
   const extension = extname(absolute);
   if (extension === '.json') {
@@ -59,10 +67,28 @@ export async function loadExperimentFile(path: string): Promise<ExperimentInCode
   } else {
     module = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
   }
-  const exported = module.default ?? module.experiment;
-  if (exported === undefined) throw new UsageError(`${absolute} has no default export (export default defineExperiment({...}))`);
+  const exported = module.default ?? module.experiment ?? module.pipeline;
+  if (exported === undefined) throw new UsageError(`${absolute} has no default export (export default defineExperiment({...}) or definePipeline({...}))`);
   const value = typeof exported === 'function' ? await (exported as () => unknown)() : exported;
-  return value as ExperimentInCode;
+  return value as ExperimentInCode | PipelineDefinition;
+}
+
+/**
+ * `--set` on a pipeline: `stages.<i>.…` paths address the pipeline itself; any other path is applied to
+ * every stage's experiment (`--set trainer.epochs=1` shortens them all).
+ */
+export function applyPipelineOverrides(pipeline: PipelineDefinition, sets: string[], runsDir?: string): PipelineDefinition {
+  const own = sets.filter((s) => s.startsWith('stages.'));
+  const perStage = sets.filter((s) => !s.startsWith('stages.'));
+  const base = applyOverrides(pipeline as unknown as ExperimentInCode, own) as unknown as PipelineDefinition;
+  return {
+    ...base,
+    stages: base.stages.map((stage) => {
+      let experiment = applyOverrides(stage.experiment as ExperimentInCode, perStage);
+      if (runsDir) experiment = { ...experiment, runsDir };
+      return { ...stage, experiment };
+    }),
+  };
 }
 
 /** `--set trainer.epochs=1 --set dataset.config.root=/data`: values are JSON when they parse, strings otherwise. */
@@ -96,15 +122,18 @@ function coverageCell(counts: CoverageCounts | undefined): string {
   return `${counts.frames.scored}/${counts.frames.listed}${isSubsetComplete(counts) ? '' : ' !'}`;
 }
 
-/** The printed test table: metrics per subset, frames scored/listed, and a note when coverage is below 100%. */
+/** The printed test table: metrics per subset and group, frames scored/listed, and a note when coverage is below 100%. */
 export function formatTestTable(test: EvaluationReport): string {
   const metrics = ['auc', 'ap', 'eer', 'acc'];
   const rows = Object.entries(test.subsets);
-  const width = Math.max(8, ...rows.map(([name]) => name.length));
+  const groups = Object.entries(test.groups ?? {});
+  const width = Math.max(8, ...rows.map(([name]) => name.length), ...groups.map(([group]) => group.length + 5));
   const coverage = test.coverage;
   const frames = (name: string) => (coverage ? `  ${coverageCell(name === 'overall' ? coverage.overall : coverage.subsets[name]).padStart(10)}` : '');
   const lines = [`${'subset'.padEnd(width)}  ${metrics.map((m) => m.padStart(7)).join(' ')}${coverage ? `  ${'frames'.padStart(10)}` : ''}`];
   for (const [name, values] of rows) lines.push(`${name.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}${frames(name)}`);
+  // Declared groups (seen / unseen artefact families ...): each the mean of its subsets, no frame count of its own.
+  for (const [group, values] of groups) lines.push(`${`mean ${group}`.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}`);
   lines.push(`${'overall'.padEnd(width)}  ${metrics.map((m) => formatMetric(test.overall[m]).padStart(7)).join(' ')}${frames('overall')}`);
   if (coverage && !coverage.complete) {
     lines.push('', 'test coverage is below 100%: these numbers do not cover every listed frame (dropped files: test-dropped.csv)');
@@ -171,7 +200,26 @@ function abortOnSignals(io: CliIO): { signal: AbortSignal; release(): void } {
   };
 }
 
-const exitCodeOf = (result: RunResult) => (result.status === 'finished' ? 0 : result.status === 'killed' ? 130 : 1);
+const exitCodeOf = (result: { status: RunResult['status'] }) => (result.status === 'finished' ? 0 : result.status === 'killed' ? 130 : 1);
+
+function printPipelineResult(result: PipelineResult, total: number, io: CliIO, json: boolean): void {
+  if (json) {
+    io.stdout.write(`${JSON.stringify({ pipeline: result.name, status: result.status, stages: result.stages.map((s) => ({ stage: s.stage, runId: s.runId, runDir: s.runDir, status: s.status, steps: s.steps, selected: s.selected, test: s.test })) })}\n`);
+    return;
+  }
+  for (const stage of result.stages) {
+    io.stdout.write(`\n== stage ${stage.stage}`);
+    printResult(stage, io, false);
+  }
+  if (result.status !== 'finished') {
+    const last = result.stages.at(-1);
+    io.stdout.write(
+      `\npipeline ${result.name} stopped at stage ${last?.stage} (${result.status}) after ${result.stages.length} of ${total} stages` +
+        (last ? `: dfd resume ${last.runDir} continues it` : '') +
+        '\n',
+    );
+  }
+}
 
 export function runCommand(plugins: () => Plugin[]): CliCommand {
   return {
@@ -179,7 +227,9 @@ export function runCommand(plugins: () => Plugin[]): CliCommand {
     summary: 'train, select on validation and evaluate an experiment (.ts, .js or .json)',
     usage:
       'dfd run <experiment.ts|experiment.js|experiment.json> [--set key.path=value ...] [--runs-dir DIR] [--no-progress] [--json]\n\n' +
-      '  --set        override a field of the experiment, e.g. --set trainer.epochs=1 (JSON values parse)\n' +
+      '  A file whose export has `stages` is a pipeline: its stages run in order (stage 2 starting from stage 1).\n' +
+      '  --set        override a field of the experiment, e.g. --set trainer.epochs=1 (JSON values parse);\n' +
+      '               on a pipeline it applies to every stage, except paths starting with stages.<i>.\n' +
       '  --runs-dir   where run directories go (default: the experiment\'s runsDir, "runs")\n' +
       '  --json       print the result as one JSON line',
     async run(args, io) {
@@ -194,12 +244,36 @@ export function runCommand(plugins: () => Plugin[]): CliCommand {
         },
       });
       if (positionals.length !== 1) throw new UsageError('expected exactly one experiment file');
-      let definition = applyOverrides(await loadExperimentFile(resolve(io.cwd, positionals[0]!)), values.set as string[]);
-      if (values['runs-dir']) definition = { ...definition, runsDir: resolve(io.cwd, values['runs-dir']) };
+      const loaded = await loadRunnableFile(resolve(io.cwd, positionals[0]!));
+      const runsDir = values['runs-dir'] ? resolve(io.cwd, values['runs-dir']) : undefined;
+      const progress = !values['no-progress'] && io.stderr;
+      if (isPipeline(loaded)) {
+        const pipeline = applyPipelineOverrides(loaded, values.set as string[], runsDir);
+        const abort = abortOnSignals(io);
+        try {
+          return await interruptible(io, async () => {
+            const result = await runPipeline(pipeline, {
+              plugins: plugins(),
+              signal: abort.signal,
+              progress,
+              cwd: io.cwd,
+              onStage: (stage, index) => {
+                if (!values.json) io.stderr.write(`\n== pipeline ${pipeline.name}: stage ${index + 1}/${pipeline.stages.length} '${stage}'\n`);
+              },
+            });
+            printPipelineResult(result, pipeline.stages.length, io, values.json as boolean);
+            return exitCodeOf(result);
+          });
+        } finally {
+          abort.release();
+        }
+      }
+      let definition = applyOverrides(loaded, values.set as string[]);
+      if (runsDir) definition = { ...definition, runsDir };
       const abort = abortOnSignals(io);
       try {
         return await interruptible(io, async () => {
-          const result = await runExperiment(definition, { plugins: plugins(), signal: abort.signal, progress: !values['no-progress'] && io.stderr, cwd: io.cwd });
+          const result = await runExperiment(definition, { plugins: plugins(), signal: abort.signal, progress, cwd: io.cwd });
           printResult(result, io, values.json as boolean);
           return exitCodeOf(result);
         });

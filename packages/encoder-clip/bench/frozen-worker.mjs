@@ -1,0 +1,37 @@
+// One measurement of our onnxruntime vision tower in its own process (its peak RSS is its own):
+//   node frozen-worker.mjs <model dir> <fp32|int8|bf16> <batch> <threads> [cosine pixels .f32] [out .f32]
+// Prints one JSON line; with a cosine batch, writes its image_embeds to <out>.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { OnnxClipImageEncoder } from '@dfd/encoder-clip';
+
+const [dir, precision, batchArg, threadsArg, cosIn, cosOut] = process.argv.slice(2);
+const batch = Number(batchArg);
+const threads = Number(threadsArg);
+const MIN_SECONDS = Number(process.env.BENCH_MIN_SECONDS ?? 6);
+
+let onnx;
+try {
+  onnx = await OnnxClipImageEncoder.create(dir, { threads, precision });
+} catch (error) {
+  process.stdout.write(`${JSON.stringify({ error: error.message.split('\n')[0] })}\n`);
+  process.exit(0);
+}
+const size = onnx.info.imageSize;
+const pixels = new Float32Array(batch * 3 * size * size);
+for (let i = 0; i < pixels.length; i++) pixels[i] = Math.sin(i * 0.37) * 1.5;
+const run = () => onnx.embed(pixels, batch, { patchTokens: true });
+await run();
+let images = 0;
+const start = performance.now();
+do {
+  await run();
+  images += batch;
+} while ((performance.now() - start) / 1000 < MIN_SECONDS);
+const seconds = (performance.now() - start) / 1000;
+if (cosIn) {
+  const cos = new Float32Array(readFileSync(cosIn).buffer.slice(0));
+  const { embeds } = await onnx.embed(cos, cos.length / (3 * size * size));
+  writeFileSync(cosOut, new Uint8Array(embeds.buffer, embeds.byteOffset, embeds.byteLength));
+}
+await onnx.dispose();
+process.stdout.write(`${JSON.stringify({ engine: `ours-${precision}`, batch, threads, images, seconds, imagesPerSecond: images / seconds, backend: onnx.engine, peakRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);

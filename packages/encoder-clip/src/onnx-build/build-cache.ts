@@ -1,0 +1,157 @@
+/**
+ * The ONNX vision tower of a Hugging Face CLIP folder, built once per (weights, precision) by our own graph
+ * writer and kept beside the model with a manifest:
+ *
+ *   <model>/onnx/dfd/vision-<precision>.onnx          the graph (small)
+ *   <model>/onnx/dfd/vision-<precision>.onnx.data     its weights (external data, page-aligned)
+ *   <model>/onnx/dfd/vision-<precision>.manifest.json source digest, method, calibration, graph version
+ *
+ * When the model folder is read-only the same files go to `$DFD_CACHE/clip-onnx/<source digest>/` (default
+ * `~/.cache/dfd`). A manifest is trusted while the source file's size and mtime are those it recorded;
+ * otherwise the source is re-hashed and, if its bytes changed, the graph is rebuilt.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { access, constants, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { SafetensorsFile } from '@dfd/core';
+import { readClipConfig } from '../config.js';
+import { OnnxGraphBuilder } from './graph-builder.js';
+import { CLIP_VISION_GRAPH_VERSION, writeClipVisionGraph, type GraphPrecision } from './clip-vision-graph.js';
+
+export const CLIP_ONNX_MANIFEST_FORMAT = 'dfd-clip-vision-onnx/1';
+
+export interface BuiltGraphManifest {
+  format: string;
+  graphVersion: number;
+  precision: GraphPrecision;
+  /** How the weights were turned into the graph's tensors. */
+  method: string;
+  source: { file: string; bytes: number; mtimeMs: number; sha256: string; configSha256: string };
+  /** Digest of the calibration image set for static quantisation; null for weight-only methods. */
+  calibration: null | { images: number; sha256: string };
+  /** Digest of everything above that decides the graph's numbers: the weights digest of features made with it. */
+  digest: string;
+  createdAt: string;
+  buildSeconds: number;
+}
+
+export const PRECISION_METHODS: Record<GraphPrecision, string> = {
+  fp32: 'fp32: safetensors weights widened to float32',
+  int8: 'int8-dynamic-matmul: encoder Linear weights int8 symmetric per output channel, activations uint8 per tensor at run time (DynamicQuantizeMatMul); conv and projection fp32',
+};
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function writable(dir: string): Promise<boolean> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function cacheRoot(): string {
+  return process.env.DFD_CACHE ?? join(homedir(), '.cache', 'dfd');
+}
+
+async function readManifest(path: string): Promise<BuiltGraphManifest | undefined> {
+  try {
+    const manifest = JSON.parse(await readFile(path, 'utf8')) as BuiltGraphManifest;
+    return manifest.format === CLIP_ONNX_MANIFEST_FORMAT ? manifest : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface BuiltGraph {
+  path: string;
+  manifest: BuiltGraphManifest;
+  /** True when this call wrote the graph (false: found in the cache). */
+  built: boolean;
+}
+
+/** Where the graph of this folder lives (beside the model when writable). */
+async function outputDir(modelDir: string, sourceDigest: () => Promise<string>): Promise<string> {
+  const beside = join(modelDir, 'onnx', 'dfd');
+  if (await writable(beside)) return beside;
+  return join(cacheRoot(), 'clip-onnx', (await sourceDigest()).slice(0, 24));
+}
+
+/** The cached graph for `precision`, building it first when absent or stale. */
+export async function ensureClipVisionOnnx(
+  modelDir: string,
+  precision: GraphPrecision,
+  options: { log?: (message: string) => void } = {},
+): Promise<BuiltGraph> {
+  const source = join(modelDir, 'model.safetensors');
+  const configPath = join(modelDir, 'config.json');
+  const config = await readClipConfig(modelDir);
+  let info;
+  try {
+    info = await stat(source);
+  } catch {
+    throw new Error(`${modelDir} has no model.safetensors: the ONNX vision tower is built from a Hugging Face CLIP folder (config.json + model.safetensors)`);
+  }
+  let digest: string | undefined;
+  const sourceDigest = async () => (digest ??= await sha256File(source));
+  const dir = await outputDir(modelDir, sourceDigest);
+  const base = join(dir, `vision-${precision}`);
+  const manifestPath = `${base}.manifest.json`;
+  const configSha256 = createHash('sha256').update(await readFile(configPath)).digest('hex');
+  const known = await readManifest(manifestPath);
+  if (known && known.graphVersion === CLIP_VISION_GRAPH_VERSION && known.source.configSha256 === configSha256 && (await exists(`${base}.onnx`))) {
+    const unchanged = known.source.bytes === info.size && known.source.mtimeMs === info.mtimeMs;
+    if (unchanged || known.source.sha256 === (await sourceDigest())) return { path: `${base}.onnx`, manifest: known, built: false };
+  }
+  options.log?.(`building the ${precision} ONNX vision tower of ${config.name} from ${source} into ${dir}`);
+  const started = performance.now();
+  await mkdir(dir, { recursive: true });
+  const builder = await OnnxGraphBuilder.create(`${base}.onnx`);
+  const file = await SafetensorsFile.open(source);
+  const method = PRECISION_METHODS[precision];
+  const sha256 = await sourceDigest();
+  const decided = { format: CLIP_ONNX_MANIFEST_FORMAT, graphVersion: CLIP_VISION_GRAPH_VERSION, precision, method, sha256, configSha256, calibration: null };
+  const graphDigest = createHash('sha256').update(JSON.stringify(decided)).digest('hex');
+  try {
+    await writeClipVisionGraph(builder, file, config, precision);
+    await builder.finish({ 'dfd.precision': precision, 'dfd.source_sha256': sha256, 'dfd.digest': graphDigest }, `clip_vision_${precision}`);
+  } catch (error) {
+    await builder.abort();
+    throw error;
+  } finally {
+    await file.close();
+  }
+  const manifest: BuiltGraphManifest = {
+    format: CLIP_ONNX_MANIFEST_FORMAT,
+    graphVersion: CLIP_VISION_GRAPH_VERSION,
+    precision,
+    method,
+    source: { file: source, bytes: info.size, mtimeMs: info.mtimeMs, sha256, configSha256 },
+    calibration: null,
+    digest: graphDigest,
+    createdAt: new Date().toISOString(),
+    buildSeconds: (performance.now() - started) / 1000,
+  };
+  const tmp = `${manifestPath}.tmp-${process.pid}`;
+  await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+  await rename(tmp, manifestPath);
+  options.log?.(`built ${base}.onnx in ${manifest.buildSeconds.toFixed(1)} s`);
+  return { path: `${base}.onnx`, manifest, built: true };
+}

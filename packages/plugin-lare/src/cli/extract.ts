@@ -1,0 +1,114 @@
+/** `dfd lare extract`: LaRE maps for a list of images into an extras store (resumable, shardable). */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError, type CliIO } from '@dfd/core';
+import { DEFAULT_PROMPT, LareExtractor } from '../stage1/lare.js';
+import { openSdOnnx } from '../stage1/sd-model.js';
+import { parseShard } from '../stage1/shard.js';
+import { runExtraction } from '../stage1/extract-run.js';
+import { readImageList } from './listing.js';
+import { Progress, formatDuration } from './progress.js';
+import { intOption } from './options.js';
+
+export const EXTRACT_USAGE = `dfd lare extract --model DIR --dataset LIST --out DIR [options]
+
+LaRE maps (latent reconstruction error of Stable Diffusion, LaRE² stage 1) for every listed image, into an
+extras store that datasets read with extras: { lare: { root: DIR } }.
+
+  --model DIR        SD ONNX folder (tools/sd-onnx/export_sd_onnx.py output: text_encoder/, vae_encoder/, unet/, ...)
+  --dataset LIST     images: a text file, one path per line (a tab and what follows, e.g. a label, is ignored),
+                     or a JSON array of paths / {"path": ...}; labels are never read
+  --out DIR          the store (created; re-running the same command skips the images already in it)
+  --timestep T       diffusion timestep (default 200)
+  --ensemble E       noise copies averaged per image (default 4)
+  --size S           images are resized to S×S, PIL bicubic (default 256; maps are [4, S/8, S/8])
+  --prompt TEXT      fixed text condition (default "${DEFAULT_PROMPT}"); never derived from labels
+  --seed N           seed of the per-image noise, keyed by (seed, image content hash) (default 0)
+  --noise FILE       safetensors with image_noise [4,h,w] and eps [E,4,h,w], used for every image (exact comparisons)
+  --batch B          images per VAE/UNet call (default 1; the UNet sees B·E latents)
+  --shard K/N        only the images whose content hash falls in shard K of N (K from 0); N runs cover all
+  --threads N        onnxruntime intra-op threads (default: all cores)
+  --device cpu|cuda  cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12 (untested here)
+  --checkpoint-every N  write the index every N batches (default 8)`;
+
+export async function extract(args: string[], io: CliIO): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' },
+      dataset: { type: 'string' },
+      out: { type: 'string' },
+      timestep: { type: 'string' },
+      ensemble: { type: 'string' },
+      size: { type: 'string' },
+      prompt: { type: 'string' },
+      seed: { type: 'string' },
+      noise: { type: 'string' },
+      batch: { type: 'string' },
+      shard: { type: 'string' },
+      threads: { type: 'string' },
+      device: { type: 'string' },
+      'checkpoint-every': { type: 'string' },
+    },
+    strict: true,
+  });
+  if (!values.model) throw new UsageError('--model DIR is required');
+  if (!values.dataset) throw new UsageError('--dataset LIST is required');
+  if (!values.out) throw new UsageError('--out DIR is required');
+  const device = values.device ?? 'cpu';
+  if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
+  let shard;
+  try {
+    shard = values.shard ? parseShard(values.shard) : undefined;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const images = (await readImageList(values.dataset, io.cwd)).map((i) => i.path);
+  const noiseFile = values.noise ? resolve(io.cwd, values.noise) : undefined;
+  const noiseDigest = noiseFile ? createHash('sha256').update(await readFile(noiseFile)).digest('hex') : undefined;
+  const threads = values.threads ? intOption(values.threads, 'threads', 1) : undefined;
+  const model = await openSdOnnx(resolve(io.cwd, values.model), { device, ...(threads ? { threads } : {}) });
+  try {
+    const extractor = await LareExtractor.create(
+      model,
+      {
+        timestep: intOption(values.timestep, 'timestep', 0, 200),
+        ensemble: intOption(values.ensemble, 'ensemble', 1, 4),
+        size: intOption(values.size, 'size', 8, 256),
+        prompt: values.prompt ?? DEFAULT_PROMPT,
+        seed: intOption(values.seed, 'seed', 0, 0),
+        ...(noiseFile ? { noiseFile } : {}),
+      },
+      noiseDigest,
+    );
+    const out = resolve(io.cwd, values.out);
+    let progress: Progress | undefined;
+    const result = await runExtraction({
+      extractor,
+      images,
+      out,
+      ...(shard ? { shard } : {}),
+      batch: intOption(values.batch, 'batch', 1, 1),
+      checkpointEvery: intOption(values['checkpoint-every'], 'checkpoint-every', 1, 8),
+      onStart: ({ total, alreadyDone, otherShards }) => {
+        io.stdout.write(
+          `lare: ${images.length} images listed, ${alreadyDone} already in ${out}, ${otherShards ? `${otherShards} in other shards, ` : ''}${total} to do ` +
+            `(t=${extractor.settings.timestep}, E=${extractor.settings.ensemble}, size ${extractor.settings.size}, ${device})\n`,
+        );
+        progress = new Progress(io, 'lare', total);
+      },
+      onProgress: (done, _total, skipped) => progress?.update(done, skipped),
+      onSkip: (path, reason) => io.stderr.write(`lare: skip ${path}: ${reason}\n`),
+    });
+    const t = result.times;
+    io.stdout.write(
+      `lare: wrote ${result.written} maps to ${out} in ${formatDuration(result.seconds)} (VAE ${(t.vaeMs / 1000).toFixed(1)} s, UNet ${(t.unetMs / 1000).toFixed(1)} s)` +
+        `${result.skipped.length ? `; ${result.skipped.length} image(s) skipped, listed in the index's "skipped"` : ''}\n`,
+    );
+    return 0;
+  } finally {
+    await model.dispose();
+  }
+}
