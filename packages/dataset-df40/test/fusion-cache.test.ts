@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { filter } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { EncoderImagePath, FeatureCacheLoader, readEvents, runExperiment, Rng, tf, writeSafetensors, type BatchSourceOptions, type Sample, type Tracker } from '@dfd/core';
+import { EncoderImagePath, FeatureCacheLoader, runExperiment, Rng, tf, writeSafetensors, type BatchSourceOptions, type Sample, type Tracker } from '@dfd/core';
 import { DF40_TEST_SUBSETS, Df40JsonDataset, df40Plugin, generateMiniDf40, ImageBatchLoader } from '@dfd/dataset-df40';
 import { ToyEncoder, toyFusionPlugin } from '../../core/test/support/toy-fusion.js';
 import { tempDir } from './helpers.js';
