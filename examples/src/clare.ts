@@ -25,7 +25,7 @@ export const CLARE_PLUGINS = [...PLUGINS, larePlugin, fusionPlugin];
 export interface ClareVariant {
   enhancers: ComponentRef[];
   fuser: ComponentRef;
-  /** The stage-1 learner (CoCoOp's meta-net needs a fuser that keeps the embedding width: `sum`). */
+  /** The stage-1 learner; with CoCoOp, stage 2's meta-net is conditioned on the fused feature (its width, §8.2). */
   learner?: 'coop' | 'cocoop';
   /** Train the stage-1 context further in stage 2 (default: frozen). */
   trainable?: boolean;

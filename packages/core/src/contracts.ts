@@ -252,6 +252,13 @@ export interface PromptLearner extends Module {
   readonly conditional: boolean;
   /** `[nCls, D]` (or `[B, nCls, D]` when conditional) text features, not normalised. */
   textFeatures(context: PromptContext): tf.Tensor2D | tf.Tensor3D;
+  /**
+   * Conditional learners only: the width of `PromptContext.imageFeatures` they will be given — the fused
+   * width when a fuser widens the image feature (CLaRE: 3072), else `embedDim`. The detector calls it once at
+   * assembly, before any variable is read or restored, so the learner can size its conditioning (CoCoOp's
+   * meta-net input) for it. A learner without it must take `embedDim`.
+   */
+  bindImageWidth?(width: number): void;
 }
 
 /** What an enhancer sees of one batch. */
