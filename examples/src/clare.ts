@@ -11,12 +11,13 @@
  *
  * Run: npx dfd run examples/clare.ts   (or: npm run quickstart -- --method clare)
  */
+import { join } from 'node:path';
 import { definePipeline, type ComponentRef, type PipelineDefinition, type StageExperiment } from '@dfd/core';
 import { larePlugin } from '@dfd/plugin-lare';
 import { fusionPlugin } from '@dfd/plugin-fusion';
 import { cocoopExperiment } from './cocoop.js';
 import { coopExperiment } from './coop.js';
-import { lareExtras } from './lare-maps.js';
+import { lareExtras, MAPS_DIR, TINY_SD } from './lare-maps.js';
 import { DEFAULT_DATA_DIR, PLUGINS, type ExampleOptions } from './setup.js';
 
 export const CLARE_PLUGINS = [...PLUGINS, larePlugin, fusionPlugin];
@@ -73,6 +74,8 @@ export function stage2Experiment(options: ClareOptions = {}, from = 'stage:coop'
   return {
     ...first,
     dataset: { use: 'df40', config: { root, extras: lareExtras(root) } },
+    // `dfd predict` on an image without a map computes it with the tiny SD and the settings the maps recorded.
+    predict: { extras: { lare: { model: TINY_SD, recipe: join(root, MAPS_DIR) } } },
     enhancers: variant.enhancers,
     fuser: variant.fuser,
     init: { from, variables: ['prompt_learner.ctx'], trainable: variant.trainable ?? false },

@@ -83,6 +83,12 @@ export interface Dataset {
   subsets(split: Split): Promise<string[]>;
   /** Lists samples; never decodes images. */
   samples(query: SampleQuery): Promise<Sample[]>;
+  /**
+   * The per-image extras (`Sample.extras`) this dataset's configuration holds for an image, also one outside
+   * its listing (inference on a new image): only those that exist (a map file, a store indexing the image).
+   * Optional; `dfd predict` uses it, then the plugins' extra providers for what is still missing.
+   */
+  extrasFor?(imagePath: string): Promise<Record<string, string>>;
   /** Problems found while listing (missing folders, empty videos ...). */
   issues?(): DataIssues;
   /** A content digest of the listing, logged as the dataset input of a run. */

@@ -4,12 +4,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Sample } from '../contracts.js';
+import type { Dataset, Sample } from '../contracts.js';
 import type { Plugin } from '../plugin.js';
 import { TOKENS } from '../di.js';
 import { ensureBackend } from '../backend.js';
 import { loadCheckpoint, restoreModel } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment } from './assemble.js';
+import { extrasForPrediction } from './predict-extras.js';
 import { openRunDirectory } from './run-directory.js';
 import { definitionFromRecorded, scoreSource, type RunContext } from './runner.js';
 
@@ -17,9 +18,21 @@ export interface LoadedRun {
   runDir: string;
   checkpoint: string;
   assembled: AssembledExperiment;
-  /** P(fake) for each image path, in order. Missing files are an error naming them; corrupt ones too. */
-  predict(paths: string[], batchSize?: number): Promise<number[]>;
+  /**
+   * P(fake) for each image path, in order. Missing files are an error naming them; corrupt ones too. The extras
+   * the model needs (LaRE maps ...) come from `options.extras` (per image), else the run's dataset configuration,
+   * else the extra provider the run's `predict.extras` configures (see predict-extras.ts).
+   */
+  predict(paths: string[], options?: number | PredictOptions): Promise<number[]>;
   dispose(): void;
+}
+
+export interface PredictOptions {
+  batchSize?: number;
+  /** Per image (same order as the paths): extra files by key, e.g. `{ lare: 'maps/x.safetensors' }`. */
+  extras?: Array<Record<string, string> | undefined>;
+  /** Where extra providers write what they compute (default: predictExtrasCacheDir()). */
+  extrasCacheDir?: string;
 }
 
 export async function loadRun(runDir: string, options: { plugins?: Plugin[]; checkpoint?: 'best' | 'last'; cwd?: string } = {}): Promise<LoadedRun> {
@@ -28,6 +41,7 @@ export async function loadRun(runDir: string, options: { plugins?: Plugin[]; che
   const given = options.plugins ?? [];
   const plugins = [...given, ...(await importPlugins(experiment.plugins.filter((n) => !given.some((p) => p.name === n)), options.cwd))];
   const registry = buildRegistry(plugins);
+  const cwd = options.cwd ?? process.cwd();
   const slots = resolveSlots(experiment, registry);
   await ensureBackend(experiment.backend);
   const selectedPath = join(run.dir, 'selected.json');
@@ -48,10 +62,24 @@ export async function loadRun(runDir: string, options: { plugins?: Plugin[]; che
     runDir: run.dir,
     checkpoint,
     assembled,
-    async predict(paths, batchSize = experiment.trainer.evalBatchSize) {
+    async predict(paths, options = {}) {
+      const { batchSize = experiment.trainer.evalBatchSize, ...rest } = typeof options === 'number' ? { batchSize: options } : options;
       const missing = paths.filter((p) => !existsSync(p));
       if (missing.length) throw new Error(`image${missing.length > 1 ? 's' : ''} not found: ${missing.join(', ')}`);
-      const samples: Sample[] = paths.map((path) => ({ id: path, path, label: 0, subset: 'predict', split: 'test', videoId: path }));
+      const keys = assembled.detector.needs.extras;
+      const extras = keys.length || rest.extras?.length
+        ? await extrasForPrediction({
+            paths,
+            keys,
+            given: rest.extras,
+            dataset: datasetOrNone(assembled),
+            factories: plugins.flatMap((p) => p.extraProviders ?? []),
+            config: experiment.predict?.extras ?? {},
+            cwd: cwd,
+            cacheDir: rest.extrasCacheDir,
+          })
+        : undefined;
+      const samples: Sample[] = paths.map((path, i) => ({ id: path, path, label: 0, subset: 'predict', split: 'test', videoId: path, ...(extras && keys.length ? { extras: extras[i] } : {}) }));
       const source = assembled.loader.create(samples, { split: 'test', batchSize, shuffle: false, augment: false, seed: experiment.seed, needs: assembled.detector.needs });
       const scored = await scoreSource(assembled.detector, source);
       const byPath = new Map(scored.paths.map((p, i) => [p, scored.scores[i]!]));
@@ -65,4 +93,13 @@ export async function loadRun(runDir: string, options: { plugins?: Plugin[]; che
       assembled.dispose();
     },
   };
+}
+
+/** The run's dataset, or none when it cannot be built here (then only given or computed extras are used). */
+function datasetOrNone(assembled: AssembledExperiment): Dataset | undefined {
+  try {
+    return assembled.dataset;
+  } catch {
+    return undefined;
+  }
 }
