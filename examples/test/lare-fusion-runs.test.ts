@@ -50,8 +50,8 @@ function straight(): Promise<RunResult> {
 const DFD = fileURLToPath(new URL('../../packages/core/bin/dfd.js', import.meta.url));
 
 /** `dfd predict --json` as a user runs it (the built binary, its own process), with extra arguments. */
-function predictCli(runDir: string, images: string[], args: string[], env: Record<string, string>): Map<string, number> {
-  const out = execFileSync('node', [DFD, 'predict', '--run', runDir, '--json', ...args, ...images], { encoding: 'utf8', env: { ...process.env, ...env } });
+function predictCli(runDir: string, images: string[], args: string[], cache: string): Map<string, number> {
+  const out = execFileSync('node', [DFD, 'predict', '--run', runDir, '--json', '--extras-cache', cache, ...args, ...images], { encoding: 'utf8' });
   return new Map(out.trim().split('\n').map((line) => {
     const row = JSON.parse(line) as { path: string; p_fake: number };
     return [row.path, row.p_fake];
@@ -103,10 +103,9 @@ describe('lare-egre + attention fusion with dropout on the mini-DF40 (LaRE maps 
     expect(picked).toHaveLength(4);
     const mapOf = (image: string) => join(root, MAPS_DIR, relative(root, image)).replace(/\.(png|jpg)$/, '.safetensors');
     const cache = mkdtempSync(join(tmpdir(), 'dfd-predict-extras-'));
-    const env = { DFD_CACHE_DIR: cache };
 
     // 1. Images of the dataset: their maps from the run's dataset extras config.
-    const fromDataset = predictCli(runDir, picked, [], env);
+    const fromDataset = predictCli(runDir, picked, [], cache);
     for (const image of picked) expectSameScore(fromDataset.get(image), recorded.get(image), `dataset map: ${image}`);
     expect(readdirSync(cache)).toEqual([]); // nothing computed
 
@@ -117,20 +116,20 @@ describe('lare-egre + attention fusion with dropout on the mini-DF40 (LaRE maps 
       copyFileSync(image, copy);
       return copy;
     });
-    const given = predictCli(runDir, copies, picked.flatMap((image) => ['--extra', `lare=${mapOf(image)}`]), env);
+    const given = predictCli(runDir, copies, picked.flatMap((image) => ['--extra', `lare=${mapOf(image)}`]), cache);
     copies.forEach((copy, i) => expectSameScore(given.get(copy), recorded.get(picked[i]!), `--extra: ${picked[i]}`));
 
     // 3. No map anywhere: plugin-lare's provider computes it with the tiny SD and the recorded recipe —
     //    the same bits as the dataset's map (seeded by image content), hence the recorded score.
-    const computed = predictCli(runDir, copies, [], env);
+    const computed = predictCli(runDir, copies, [], cache);
     copies.forEach((copy, i) => expectSameScore(computed.get(copy), recorded.get(picked[i]!), `computed map: ${picked[i]}`));
-    const written = readdirSync(join(cache, 'predict-extras', 'lare')).filter((n) => n.endsWith('.safetensors'));
+    const written = readdirSync(join(cache, 'lare')).filter((n) => n.endsWith('.safetensors'));
     expect(written).toHaveLength(4);
     for (const [i, image] of picked.entries()) {
       const stored = (await readSafetensors(mapOf(image))).tensors;
-      const hash = written.find((n) => readFileSync(join(cache, 'predict-extras', 'lare', n)).includes(Buffer.from(copies[i]!)));
+      const hash = written.find((n) => readFileSync(join(cache, 'lare', n)).includes(Buffer.from(copies[i]!)));
       expect(hash, `a computed map for ${copies[i]}`).toBeDefined();
-      const made = (await readSafetensors(join(cache, 'predict-extras', 'lare', hash!))).tensors;
+      const made = (await readSafetensors(join(cache, 'lare', hash!))).tensors;
       expect(Array.from(made.lare!.data as Float32Array), image).toEqual(Array.from(Object.values(stored)[0]!.data as Float32Array));
     }
 

@@ -10,17 +10,18 @@ export function predictCommand(plugins: () => Plugin[]): CliCommand {
     name: 'predict',
     summary: 'print P(fake) per image with a trained run (its selected checkpoint)',
     usage:
-      'dfd predict --run <runs/<experiment>/<run-id>> IMAGE... [--extra KEY=PATH]... [--checkpoint best|last] [--json]\n\n' +
+      'dfd predict --run <runs/<experiment>/<run-id>> IMAGE... [--extra KEY=PATH]... [--extras-cache DIR] [--checkpoint best|last] [--json]\n\n' +
       '  --extra        an extra input the model needs (e.g. a LaRE map: --extra lare=maps/x.safetensors), once per\n' +
       '                 image in image order; without it the run\'s dataset maps are used, else the run\'s\n' +
       '                 predict.extras settings compute it (e.g. with the LaRE stage-1 model)\n' +
+      '  --extras-cache where computed extras are kept (default $DFD_CACHE_DIR/predict-extras, ~/.cache/dfd/predict-extras)\n' +
       '  --checkpoint   which weights (default: the checkpoint the run selected, see selected.json)\n' +
       '  --json         one JSON line per image: {"path": ..., "p_fake": ...}',
     async run(args, io) {
       const { values, positionals } = parseArgs({
         args,
         allowPositionals: true,
-        options: { run: { type: 'string' }, checkpoint: { type: 'string' }, json: { type: 'boolean', default: false }, extra: { type: 'string', multiple: true } },
+        options: { run: { type: 'string' }, checkpoint: { type: 'string' }, json: { type: 'boolean', default: false }, extra: { type: 'string', multiple: true }, 'extras-cache': { type: 'string' } },
       });
       if (!values.run) throw new UsageError('--run RUN_DIR is required');
       if (!positionals.length) throw new UsageError('give at least one image path');
@@ -30,7 +31,8 @@ export function predictCommand(plugins: () => Plugin[]): CliCommand {
       try {
         const paths = positionals.map((p) => resolve(io.cwd, p));
         const extras = perImageExtras(values.extra ?? [], paths.length, io.cwd);
-        const scores = await loaded.predict(paths, extras ? { extras } : {});
+        const cacheDir = values['extras-cache'] ? resolve(io.cwd, values['extras-cache']) : undefined;
+        const scores = await loaded.predict(paths, { ...(extras ? { extras } : {}), ...(cacheDir ? { extrasCacheDir: cacheDir } : {}) });
         paths.forEach((path, i) => {
           io.stdout.write(values.json ? `${JSON.stringify({ path: positionals[i], p_fake: scores[i] })}\n` : `${scores[i]!.toFixed(6)}  ${positionals[i]}\n`);
         });
