@@ -42,7 +42,12 @@ export async function extrasForPrediction(inputs: PredictExtrasInputs): Promise<
       const unknown = Object.keys(mine).filter((key) => !keys.includes(key));
       if (unknown.length) throw new Error(`extra ${unknown.map((k) => `'${k}'`).join(', ')} given for ${path}, but the run's model needs ${keys.length ? keys.map((k) => `'${k}'`).join(', ') : 'no extras'}`);
       const held = keys.length && inputs.dataset?.extrasFor ? await inputs.dataset.extrasFor(path) : {};
-      return Object.fromEntries(keys.flatMap((key) => (mine[key] ?? held[key] ? [[key, (mine[key] ?? held[key])!]] : [])));
+      const found: Record<string, string> = {};
+      for (const key of keys) {
+        const file = mine[key] ?? held[key];
+        if (file) found[key] = file;
+      }
+      return found;
     }),
   );
   for (const key of keys) {
