@@ -5,8 +5,8 @@
  *   CoOp                                   stage 1 alone
  *   CoOp + lare-mlp / lare-egre / lare-egre + lare-roi      (concat fusion)
  *   CoOp + lare-egre with sum / attention fusion
- *   CoCoOp + the best of those             (best by mean validation AUC; CoCoOp's meta-net needs the fused width
- *                                            to stay the embedding width, so a concat winner is run with `sum`)
+ *   CoCoOp + the best of those             (best by mean validation AUC, run as it is: CoCoOp's meta-net is
+ *                                            conditioned on the fused feature, whatever its width, as CLaRE's)
  *   LaRE alone                             a linear head on the pooled maps (no CLIP)
  *
  * Every run selects its checkpoint on validation; each CoOp stage 1 is trained once per seed and every
@@ -137,12 +137,12 @@ export async function runAblation(options: AblationOptions): Promise<{ dir: stri
   // CoCoOp with the best stage-2 variant, chosen on validation (mean over seeds), never on test.
   const ranked = STAGE2_VARIANTS.map((v, i) => ({ ...v, val: mean(rows[i + 1]!.runs.map((r) => r.valAuc ?? 0)) })).sort((a, b) => b.val - a.val);
   const best = ranked[0]!;
-  const widthKeeping = best.variant.fuser.use === 'concat' ? { ...best.variant, fuser: FUSERS.sum } : best.variant;
-  const cocoopName = `CoCoOp + ${best.name.replace(/^CoOp \+ /, "")}${widthKeeping !== best.variant ? ' → sum fusion (CoCoOp needs the embedding width)' : ''}`;
+  // The best variant as it is, whatever its fused width: the meta-net is built for that width (vis → vis/16 → ctx).
+  const cocoopName = `CoCoOp + ${best.name.replace(/^CoOp \+ /, '')}`;
   const cocoopRow: AblationRow = { name: cocoopName, runs: [] };
   const aloneRow: AblationRow = { name: 'LaRE alone (linear head on the maps)', runs: [] };
   for (const seed of seeds) {
-    const base = { ...options, seed, variant: { ...widthKeeping, learner: 'cocoop' as const } };
+    const base = { ...options, seed, variant: { ...best.variant, learner: 'cocoop' as const } };
     log(`seed ${seed}: ${cocoopName}`);
     const first = await runExperiment({ ...stage1Experiment(base), name: 'clare-ablation.cocoop', stage: 'cocoop' } as ExperimentInCode);
     const result = await runExperiment({ ...stage2Experiment(base, first.runDir), name: 'clare-ablation.cocoop-lare', stage: 'lare' } as ExperimentInCode);

@@ -11,12 +11,13 @@
  *
  * Run: npx dfd run examples/clare.ts   (or: npm run quickstart -- --method clare)
  */
+import { join } from 'node:path';
 import { definePipeline, type ComponentRef, type PipelineDefinition, type StageExperiment } from '@dfd/core';
 import { larePlugin } from '@dfd/plugin-lare';
 import { fusionPlugin } from '@dfd/plugin-fusion';
 import { cocoopExperiment } from './cocoop.js';
 import { coopExperiment } from './coop.js';
-import { lareExtras } from './lare-maps.js';
+import { lareExtras, MAPS_DIR, TINY_SD } from './lare-maps.js';
 import { DEFAULT_DATA_DIR, PLUGINS, type ExampleOptions } from './setup.js';
 
 export const CLARE_PLUGINS = [...PLUGINS, larePlugin, fusionPlugin];
@@ -25,7 +26,7 @@ export const CLARE_PLUGINS = [...PLUGINS, larePlugin, fusionPlugin];
 export interface ClareVariant {
   enhancers: ComponentRef[];
   fuser: ComponentRef;
-  /** The stage-1 learner (CoCoOp's meta-net needs a fuser that keeps the embedding width: `sum`). */
+  /** The stage-1 learner; with CoCoOp, stage 2's meta-net is conditioned on the fused feature (its width, §8.2). */
   learner?: 'coop' | 'cocoop';
   /** Train the stage-1 context further in stage 2 (default: frozen). */
   trainable?: boolean;
@@ -73,6 +74,8 @@ export function stage2Experiment(options: ClareOptions = {}, from = 'stage:coop'
   return {
     ...first,
     dataset: { use: 'df40', config: { root, extras: lareExtras(root) } },
+    // `dfd predict` on an image without a map computes it with the tiny SD and the settings the maps recorded.
+    predict: { extras: { lare: { model: TINY_SD, recipe: join(root, MAPS_DIR) } } },
     enhancers: variant.enhancers,
     fuser: variant.fuser,
     init: { from, variables: ['prompt_learner.ctx'], trainable: variant.trainable ?? false },

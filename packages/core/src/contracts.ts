@@ -99,6 +99,12 @@ export interface Dataset {
   subsets(split: Split): Promise<string[]>;
   /** Lists samples; never decodes images. */
   samples(query: SampleQuery): Promise<Sample[]>;
+  /**
+   * The per-image extras (`Sample.extras`) this dataset's configuration holds for an image, also one outside
+   * its listing (inference on a new image): only those that exist (a map file, a store indexing the image).
+   * Optional; `dfd predict` uses it, then the plugins' extra providers for what is still missing.
+   */
+  extrasFor?(imagePath: string): Promise<Record<string, string>>;
   /** Problems found while listing (missing folders, empty videos ...). */
   issues?(): DataIssues;
   /** What listing left out of these samples (missing frames, missing or empty videos), for coverage. */
@@ -272,6 +278,13 @@ export interface PromptLearner extends Module {
   readonly conditional: boolean;
   /** `[nCls, D]` (or `[B, nCls, D]` when conditional) text features, not normalised. */
   textFeatures(context: PromptContext): tf.Tensor2D | tf.Tensor3D;
+  /**
+   * Conditional learners only: the width of `PromptContext.imageFeatures` they will be given — the fused
+   * width when a fuser widens the image feature (CLaRE: 3072), else `embedDim`. The detector calls it once at
+   * assembly, before any variable is read or restored, so the learner can size its conditioning (CoCoOp's
+   * meta-net input) for it. A learner without it must take `embedDim`.
+   */
+  bindImageWidth?(width: number): void;
 }
 
 /** What an enhancer sees of one batch. */

@@ -172,6 +172,14 @@ export const ExperimentSchema = z
     runsDir: z.string().default('runs'),
     /** Start from another run's learned tensors (stage 2 of a two-stage pipeline); that run is recorded as the parent. */
     init: InitSchema.optional(),
+    /**
+     * Inference on new images (`dfd predict`): per extra key, the settings of the plugin's extra provider that
+     * computes a missing extra (e.g. `{ lare: { model: 'models/sd15', recipe: 'data/lare-maps' } }`). Opaque to core.
+     */
+    predict: z
+      .object({ extras: z.record(z.string(), z.record(z.string(), z.unknown())).default({}) })
+      .strict()
+      .optional(),
     /** This experiment's stage name within a pipeline (recorded; part of the run name). */
     stage: z.string().regex(/^[\w.\-]+$/, 'letters, digits, _ . - only').optional(),
   })

@@ -28,6 +28,7 @@ export * from './run/assemble.js';
 export * from './run/instantiate.js';
 export * from './run/runner.js';
 export * from './run/load-run.js';
+export * from './run/predict-extras.js';
 export * from './run/sweep.js';
 export * from './run/sweep-summary.js';
 export * from './run/init-weights.js';

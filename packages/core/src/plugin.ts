@@ -36,12 +36,32 @@ export interface RunLocator {
   locate(reference: string, context: { cwd: string }): Promise<string>;
 }
 
+/**
+ * Computes a per-image extra input (e.g. a LaRE map) that is not on disk, so a trained run can score a new
+ * image (`dfd predict`). Core knows only the key; how the extra is made is the plugin's. Configured per run in
+ * the experiment's `predict.extras.<key>` (recorded in config.json with the rest of the run).
+ */
+export interface ExtraProviderFactory {
+  /** The `Batch.extras` key it makes, e.g. `lare`. */
+  key: string;
+  /** `config` is the run's `predict.extras.<key>` (validated by the factory); paths in it resolve from `cwd`. */
+  create(config: Record<string, unknown>, context: { cwd: string }): Promise<ExtraProvider>;
+}
+
+export interface ExtraProvider {
+  /** Writes the extra of each image into `outDir` (idempotent: a file already there for the same image and settings is kept) and returns the file paths, in order. */
+  provide(imagePaths: string[], outDir: string): Promise<string[]>;
+  dispose(): Promise<void>;
+}
+
 export interface PluginRegistrar {
   add<S extends ConfigSchema, T>(component: ComponentDefinition<S, T>): void;
   /** CLI commands this plugin contributes (`dfd <name> ...`). */
   command(command: CliCommand): void;
   /** Resolves `<scheme>:<id>` run references (e.g. a tracker's run ids) to run directories. */
   runLocator?(locator: RunLocator): void;
+  /** Computes a missing per-image extra at inference (`dfd predict` on a new image). */
+  extraProvider?(factory: ExtraProviderFactory): void;
 }
 
 export interface PluginSpec {
@@ -57,6 +77,7 @@ export interface Plugin {
   readonly components: readonly ComponentDefinition[];
   readonly commands: readonly CliCommand[];
   readonly runLocators?: readonly RunLocator[];
+  readonly extraProviders?: readonly ExtraProviderFactory[];
 }
 
 export class PluginError extends Error {
@@ -71,6 +92,7 @@ export function definePlugin(spec: PluginSpec): Plugin {
   const components: ComponentDefinition[] = [];
   const commands: CliCommand[] = [];
   const runLocators: RunLocator[] = [];
+  const extraProviders: ExtraProviderFactory[] = [];
   spec.register({
     add(component) {
       if (!(component.kind in COMPONENT_KINDS)) {
@@ -90,8 +112,11 @@ export function definePlugin(spec: PluginSpec): Plugin {
     runLocator(locator) {
       runLocators.push(locator);
     },
+    extraProvider(factory) {
+      extraProviders.push(factory);
+    },
   });
-  return Object.freeze({ name: spec.name, version: spec.version ?? '0.0.0', components, commands, runLocators });
+  return Object.freeze({ name: spec.name, version: spec.version ?? '0.0.0', components, commands, runLocators, extraProviders });
 }
 
 interface RegisteredComponent {

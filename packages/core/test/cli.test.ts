@@ -119,3 +119,22 @@ export default defineExperiment(toyExperiment(${JSON.stringify(join(project, 'ru
     expect(JSON.parse(out.trim().split('\n').at(-1)!)).toMatchObject({ status: 'finished', steps: 4 });
   });
 });
+
+describe('dfd predict --extra', () => {
+  test('KEY=PATH once per image, in image order: a malformed flag or a wrong count is a usage error (exit 2) before the run is read', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'dfd-predict-extra-'));
+    const run = async (args: string[]) => {
+      const io = captureIo();
+      const code = await cliMain(['predict', '--run', 'no-such-run', ...args], { ...io.io, cwd, env: {} });
+      return { code, err: io.err() };
+    };
+    expect(await run(['--extra', 'lare', 'a.png'])).toMatchObject({ code: 2, err: expect.stringMatching(/--extra lare: expected KEY=PATH/) });
+    expect(await run(['--extra', 'lare=', 'a.png'])).toMatchObject({ code: 2, err: expect.stringMatching(/expected KEY=PATH/) });
+    expect(await run(['--extra', 'lare=m1.safetensors', 'a.png', 'b.png'])).toMatchObject({ code: 2, err: expect.stringMatching(/--extra lare=\.\.\. is given 1 times for 2 images: give it once per image/) });
+    // Well-formed: the run itself is read next (and here does not exist).
+    const ok = await run(['--extra', 'lare=m1.safetensors', '--extra', 'lare=m2.safetensors', 'a.png', 'b.png']);
+    expect(ok.code).not.toBe(0);
+    expect(ok.err).toMatch(/no-such-run/);
+    expect(ok.err).not.toMatch(/--extra/);
+  });
+});

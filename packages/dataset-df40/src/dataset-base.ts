@@ -6,9 +6,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { extname, isAbsolute, join, relative } from 'node:path';
 import type { DataIssues, Dataset, DroppedInput, Sample, SampleQuery, Split } from '@dfd/core';
 import { framesFor, type Df40JsonConfig } from './config.js';
+import { extrasStoreAt, isExtrasStore } from './extra-store.js';
 import { IssueLog } from './issues.js';
 import { samplesFromVideos, type ListingOptions, type VideoRef } from './listing.js';
 import { canonicalSubset, nameKey } from './names.js';
@@ -112,6 +113,26 @@ export abstract class IndexedDataset implements Dataset {
       this.listed.set(key, entry);
     }
     return entry;
+  }
+
+  /**
+   * The configured extras that exist for an image, listed or not (`dfd predict` on a new image): the mirrored
+   * file when the image lies under the root and its map is there; the store root when the store indexes the
+   * image (by path or content hash).
+   */
+  async extrasFor(imagePath: string): Promise<Record<string, string>> {
+    const found: Record<string, string> = {};
+    for (const [key, source] of Object.entries(this.common.extras)) {
+      if (source.ext === undefined) {
+        if (isExtrasStore(source.root) && (await (await extrasStoreAt(source.root)).find(imagePath))) found[key] = source.root;
+        continue;
+      }
+      const rel = relative(this.common.root, imagePath);
+      if (rel.startsWith('..') || isAbsolute(rel)) continue;
+      const path = join(source.root, rel.slice(0, rel.length - extname(rel).length) + source.ext);
+      if (existsSync(path)) found[key] = path;
+    }
+    return found;
   }
 
   private listingOptions(split: Split): ListingOptions {

@@ -18,7 +18,9 @@ export class CoCoOpPromptLearner implements PromptLearner {
   readonly conditional = true;
   readonly template: PromptTemplate;
   readonly ctx: tf.Variable;
-  readonly metaNet: MetaNet;
+  /** Rebuilt by `bindImageWidth` when the detector conditions on a fused feature wider than the embedding. */
+  metaNet: MetaNet;
+  private readonly metaNetRng: Rng;
 
   constructor(
     @inject(configToken('promptLearner')) readonly config: CoCoOpConfig,
@@ -31,12 +33,29 @@ export class CoCoOpPromptLearner implements PromptLearner {
       ? this.template.initContext.clone()
       : tf.tensor2d(rng.fork('cocoop.ctx').normalArray(nCtx * width, 0, config.initStd), [nCtx, width]);
     this.ctx = tf.variable(init, true, uniqueVariableName('cocoop.ctx'));
-    const visDim = encoder.info.embedDim;
-    const hidden = Math.floor(visDim / config.metaNetReduction);
+    // Forks are pure functions of (parent state, label): a rebuilt meta-net draws from the same stream.
+    this.metaNetRng = rng.fork('cocoop.meta_net');
+    this.metaNet = this.buildMetaNet(encoder.info.embedDim, 'embedDim');
+  }
+
+  /** Meta-net vis → vis // reduction → ctx_dim for image features `vis` wide. */
+  private buildMetaNet(visDim: number, what: string): MetaNet {
+    const hidden = Math.floor(visDim / this.config.metaNetReduction);
     if (hidden < 1) {
-      throw new CoCoOpInputError(`meta-net hidden width is embedDim ${visDim} // ${config.metaNetReduction} = 0: lower metaNetReduction`);
+      throw new CoCoOpInputError(`meta-net hidden width is ${what} ${visDim} // ${this.config.metaNetReduction} = 0: lower metaNetReduction`);
     }
-    this.metaNet = new MetaNet(visDim, hidden, width, rng.fork('cocoop.meta_net'));
+    return new MetaNet(visDim, hidden, this.template.width, this.metaNetRng);
+  }
+
+  /**
+   * Conditions on image features `width` wide: CLaRE's CoCoOp takes the L2-normalised fused feature (3072 with
+   * lare-egre + concat), so its meta-net is 3072 → 192 → ctx_dim (shared/reference/methods.md §8.2).
+   */
+  bindImageWidth(width: number): void {
+    if (width === this.metaNet.inputDim) return;
+    const rebuilt = this.buildMetaNet(width, 'the image feature width');
+    this.metaNet.dispose();
+    this.metaNet = rebuilt;
   }
 
   get classNames(): string[] {
@@ -61,6 +80,11 @@ export class CoCoOpPromptLearner implements PromptLearner {
     const image = context.imageFeatures;
     if (!image) {
       throw new CoCoOpInputError('CoCoOp needs the L2-normalised image features (PromptContext.imageFeatures): use it with the clip-prompt detector');
+    }
+    if (image.shape[1] !== this.metaNet.inputDim) {
+      throw new CoCoOpInputError(
+        `CoCoOp's meta-net takes image features ${this.metaNet.inputDim} wide but got ${image.shape[1]}: call bindImageWidth(${image.shape[1]}) at assembly (the clip-prompt detector does)`,
+      );
     }
     return this.config.textPass === 'batched' ? this.batchedPass(context.encoder, image) : this.loopPass(context.encoder, image);
   }

@@ -6,7 +6,7 @@
  * with bias, softmax(q·kᵀ/√headDim), dropout on the weights, `out_proj`). Output `[image, token_1, …, token_n]`,
  * `image + n·d` wide. Needs patch tokens.
  */
-import { configToken, Dropout, inject, injectable, LayerNorm, Linear, ParameterSet, tf, TOKENS, type Fuser, type FusionDims, type FusionInput, type Rng } from '@dfd/core';
+import { configToken, Dropout, dropoutState, inject, injectable, LayerNorm, Linear, ParameterSet, tf, TOKENS, type Fuser, type FusionDims, type FusionInput, type Rng } from '@dfd/core';
 import { checkInputs, patchTokens } from './common.js';
 import type { AttentionConfig } from './config.js';
 
@@ -51,8 +51,8 @@ export class AttentionFuser implements Fuser {
       v: new Linear(p, 'attn.v_proj', c, d, r, { init: 'xavier' }),
       out: new Linear(p, 'attn.out_proj', d, d, r),
       norm: new LayerNorm(p, 'norm', d),
-      attentionDropout: new Dropout(this.config.dropout, r.fork('dropout.attention')),
-      outputDropout: new Dropout(this.config.dropout, r.fork('dropout.output')),
+      attentionDropout: new Dropout(this.config.dropout, r.fork('dropout.attention'), 'fusion_attention.dropout.attention'),
+      outputDropout: new Dropout(this.config.dropout, r.fork('dropout.output'), 'fusion_attention.dropout.output'),
     };
     this.layers.out.bias!.assign(tf.zerosLike(this.layers.out.bias!)); // nn.MultiheadAttention zeroes out_proj.bias
     return dims.image + dims.enhanced.length * d;
@@ -60,6 +60,11 @@ export class AttentionFuser implements Fuser {
 
   trainableVariables(): Record<string, tf.Variable> {
     return this.params.all();
+  }
+
+  /** The dropouts' call counters (after `build`), so a resumed run draws the masks an uninterrupted one would. */
+  stateTensors(): Record<string, tf.Variable> {
+    return this.layers ? dropoutState({ 'dropout.attention': this.layers.attentionDropout, 'dropout.output': this.layers.outputDropout }) : {};
   }
 
   fuse(input: FusionInput): tf.Tensor2D {
@@ -86,5 +91,7 @@ export class AttentionFuser implements Fuser {
 
   dispose(): void {
     this.params.dispose();
+    this.layers?.attentionDropout.dispose();
+    this.layers?.outputDropout.dispose();
   }
 }

@@ -25,12 +25,13 @@ import {
   type PromptLearner,
 } from '@dfd/core';
 import { loadClip, type ClipEncoder } from '@dfd/encoder-clip';
+import { cocoopPlugin, CoCoOpPromptLearner } from '@dfd/plugin-cocoop';
 import { coopPlugin } from '@dfd/plugin-coop';
 import { fusionPlugin } from '@dfd/plugin-fusion';
 import { larePlugin } from '@dfd/plugin-lare';
 
 const TINY_CLIP = fileURLToPath(new URL('../../../examples/models/tiny-clip', import.meta.url));
-const registry = new PluginRegistry([coopPlugin, larePlugin, fusionPlugin]);
+const registry = new PluginRegistry([coopPlugin, cocoopPlugin, larePlugin, fusionPlugin]);
 let encoder: ClipEncoder;
 
 beforeAll(async () => {
@@ -60,21 +61,31 @@ function syntheticBatch(seed: number): Batch {
 }
 
 const small = { heads: 2, headDim: 8 };
-const COMBOS: Array<[string, Ref[], Ref]> = [
+const COOP: Ref = { use: 'coop', config: { nCtx: 4 } };
+const COMBOS: Array<[string, Ref[], Ref, Ref?]> = [
   ['CLaRE with RoI: lare-egre + lare-roi, concat fusion-clip', [{ use: 'lare-egre', config: small }, { use: 'lare-roi', config: { outputSize: 4 } }], { use: 'concat', preset: 'fusion-clip' }],
   ['lare-egre + attention', [{ use: 'lare-egre', config: small }], { use: 'attention', config: small }],
+  // CLaRE's CoCoOp variant: the meta-net is conditioned on the L2-normalised fused feature (§8.2), wider than the embedding.
+  ['CoCoOp + lare-egre, concat fusion-clip (meta-net on the fused width)', [{ use: 'lare-egre', config: small }], { use: 'concat', preset: 'fusion-clip' }, { use: 'cocoop' }],
   ['lare-mlp + lare-roi (concat) + sum', [{ use: 'lare-mlp', config: { hidden: [32], outputDim: 16 } }, { use: 'lare-roi', config: { aggregate: 'concat' } }], { use: 'sum', config: { width: 24 } }],
   ['lare-mlp + roi fuser', [{ use: 'lare-mlp', config: { hidden: [32], outputDim: 16, dropout: 0.1 } }], { use: 'roi', config: { outputSize: 3 } }],
 ];
 
-test.each(COMBOS)('%s: one Adam step moves every trainable variable, no frozen weight; memory flat', (_, enhancerRefs, fuserRef) => {
+test.each(COMBOS)('%s: one Adam step moves every trainable variable, no frozen weight; memory flat', (_, enhancerRefs, fuserRef, learnerRef = COOP) => {
   const container = ExperimentContainer.create();
   container.registerValue(TOKENS.Encoder, encoder);
   container.registerValue(TOKENS.Rng, new Rng(5));
-  const promptLearner = build(container, 'promptLearner', { use: 'coop', config: { nCtx: 4 } }) as PromptLearner;
+  const promptLearner = build(container, 'promptLearner', learnerRef) as PromptLearner;
   const enhancers = enhancerRefs.map((ref) => build(container, 'enhancer', ref) as FeatureEnhancer);
   const fuser = build(container, 'fuser', fuserRef) as Fuser;
   const detector = new ClipPromptDetector({ imageInput: 'pixels' }, { encoder, promptLearner, enhancers, fuser, rng: new Rng(6) });
+  if (promptLearner instanceof CoCoOpPromptLearner) {
+    // The fused feature is wider than the embedding, and the meta-net was rebuilt for it: vis → vis/16 → ctx_dim (CoCoOp's reduction).
+    expect(detector.imageWidth).toBeGreaterThan(encoder.info.embedDim);
+    const { metaNet } = promptLearner;
+    expect([metaNet.inputDim, metaNet.hiddenDim, metaNet.outputDim]).toEqual([detector.imageWidth, Math.floor(detector.imageWidth / 16), promptLearner.template.width]);
+    expect(Object.keys(detector.trainableVariables())).toContain('prompt_learner.meta_net.linear1.weight');
+  }
   expect(detector.needs.boxes).toBe(enhancers.some((e) => e.needsBoxes) || Boolean(fuser.needsBoxes));
   const trainable = detector.trainableVariables();
   const names = Object.keys(trainable);

@@ -94,7 +94,11 @@ export class ClipPromptDetector implements Detector {
       patchTokens: features && wantsPatches,
     };
     this.imageWidth = fuser ? this.buildFuser(fuser, embedDim) : embedDim;
-    if (promptLearner.conditional && this.imageWidth !== embedDim) this.probeConditioning(embedDim);
+    if (promptLearner.conditional) {
+      // The conditional learner is told the width it will be conditioned on (the fused one), then probed.
+      promptLearner.bindImageWidth?.(this.imageWidth);
+      if (this.imageWidth !== embedDim) this.probeConditioning(embedDim);
+    }
     if (this.imageWidth !== embedDim) {
       // nn.Linear default init: U(-1/sqrt(in), 1/sqrt(in)), no bias (a projection, as CLIP's own).
       const bound = 1 / Math.sqrt(embedDim);
@@ -185,7 +189,7 @@ export class ClipPromptDetector implements Detector {
       throw new CompositionError(
         `the prompt learner is conditional (CoCoOp-like): it is conditioned on the fused image feature, which the fuser ${this.fuserName} makes ` +
           `${this.imageWidth} wide (the image embedding is ${embedDim}), and it cannot take that width: ${(error as Error).message}. ` +
-          'Size its conditioning for the fused width, use a fuser that returns the embedding width, or an unconditional prompt learner (CoOp)',
+          'Implement PromptLearner.bindImageWidth to size its conditioning for the fused width, use a fuser that returns the embedding width, or an unconditional prompt learner (CoOp)',
       );
     }
   }

@@ -110,17 +110,42 @@ export class LayerNorm {
   }
 }
 
+/** Suffix of a dropout's call counter among a module's state tensors (see `Dropout`). */
+export const DROPOUT_COUNTER = 'dropout_calls';
+/** Counters stay exact integers in float32 below 2^24; past it they wrap (masks then repeat the first ones'). */
+const COUNTER_WRAP = 2 ** 24;
+
 /**
- * Inverted dropout (PyTorch's: zero with probability `rate`, scale the rest by 1/(1−rate)) with masks drawn
- * from a seeded stream, so a run is reproducible from its seed. Identity outside training or at rate 0.
+ * Inverted dropout (PyTorch's: zero with probability `rate`, scale the rest by 1/(1−rate)). Each training call's
+ * mask is a pure function of (the module's forked `Rng` — the experiment seed and the module's label — and this
+ * dropout's call count), and the count is a non-trainable state tensor the owning module lists in
+ * `stateTensors()` (`dropoutState`). Checkpoints store it, so a killed and resumed run draws exactly the masks
+ * an uninterrupted one draws (a stream advanced in memory would restart at the seed on resume). Identity outside
+ * training or at rate 0; at rate 0 there is no counter, so such a module's checkpoints hold no dropout state.
  */
 export class Dropout {
-  constructor(readonly rate: number, private readonly rng: Rng) {
+  /** Training calls so far (float32 scalar); absent at rate 0. */
+  readonly calls?: tf.Variable;
+
+  constructor(readonly rate: number, private readonly rng: Rng, name = 'dropout') {
     if (!(rate >= 0 && rate < 1)) throw new Error(`dropout rate must be in [0, 1), got ${rate}`);
+    if (rate > 0) this.calls = tf.variable(tf.scalar(0), false, uniqueVariableName(`${name}.${DROPOUT_COUNTER}`));
   }
 
   apply(x: tf.Tensor, training: boolean): tf.Tensor {
-    if (!training || this.rate === 0) return x;
-    return tf.dropout(x, this.rate, undefined, this.rng.nextUint32());
+    if (!training || !this.calls) return x;
+    const call = this.calls.dataSync()[0]!;
+    tf.tidy(() => this.calls!.assign(tf.scalar((call + 1) % COUNTER_WRAP)));
+    // fork() does not advance the stream: the seed of call n is the same in every run from the same seed.
+    return tf.dropout(x, this.rate, undefined, this.rng.fork(`mask.${call}`).nextUint32());
   }
+
+  dispose(): void {
+    this.calls?.dispose();
+  }
+}
+
+/** The call counters of a module's dropouts as state tensors, `<name>.dropout_calls` (none at rate 0). */
+export function dropoutState(dropouts: Record<string, Dropout>): Record<string, tf.Variable> {
+  return Object.fromEntries(Object.entries(dropouts).flatMap(([name, d]) => (d.calls ? [[`${name}.${DROPOUT_COUNTER}`, d.calls]] : [])));
 }

@@ -4,12 +4,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Sample } from '../contracts.js';
+import type { Dataset, Sample } from '../contracts.js';
 import type { Plugin } from '../plugin.js';
 import { TOKENS } from '../di.js';
 import { ensureBackend } from '../backend.js';
 import { loadCheckpoint, restoreModel } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment } from './assemble.js';
+import { extrasForPrediction } from './predict-extras.js';
 import { openRunDirectory, readRecordedConfig } from './run-directory.js';
 import { definitionFromRecorded, scoreSource, type RunContext } from './runner.js';
 
@@ -19,11 +20,23 @@ export interface LoadedRun {
   runDir: string;
   checkpoint: string;
   assembled: AssembledExperiment;
-  /** P(fake) for each image path, in order. Missing files are an error naming them; corrupt ones too. */
-  predict(paths: string[], batchSize?: number): Promise<number[]>;
+  /**
+   * P(fake) for each image path, in order. Missing files are an error naming them; corrupt ones too. The extras
+   * the model needs (LaRE maps ...) come from `options.extras` (per image), else the run's dataset configuration,
+   * else the extra provider the run's `predict.extras` configures (see predict-extras.ts).
+   */
+  predict(paths: string[], options?: number | PredictOptions): Promise<number[]>;
   /** P(fake) for each image that loads, and for each one that does not, why: one bad file never stops the others. */
-  predictEach(paths: string[], batchSize?: number): Promise<Prediction[]>;
+  predictEach(paths: string[], options?: number | PredictOptions): Promise<Prediction[]>;
   dispose(): void;
+}
+
+export interface PredictOptions {
+  batchSize?: number;
+  /** Per image (same order as the paths): extra files by key, e.g. `{ lare: 'maps/x.safetensors' }`. */
+  extras?: Array<Record<string, string> | undefined>;
+  /** Where extra providers write what they compute (default: predictExtrasCacheDir()). */
+  extrasCacheDir?: string;
 }
 
 export async function loadRun(runDir: string, options: { plugins?: Plugin[]; checkpoint?: 'best' | 'last'; cwd?: string } = {}): Promise<LoadedRun> {
@@ -32,6 +45,7 @@ export async function loadRun(runDir: string, options: { plugins?: Plugin[]; che
   const given = options.plugins ?? [];
   const plugins = [...given, ...(await importPlugins(experiment.plugins.filter((n) => !given.some((p) => p.name === n)), options.cwd))];
   const registry = buildRegistry(plugins);
+  const cwd = options.cwd ?? process.cwd();
   const slots = resolveSlots(experiment, registry);
   await ensureBackend(experiment.backend);
   const selectedPath = join(run.dir, 'selected.json');
@@ -52,9 +66,24 @@ export async function loadRun(runDir: string, options: { plugins?: Plugin[]; che
     runDir: run.dir,
     checkpoint,
     assembled,
-    async predictEach(paths, batchSize = experiment.trainer.evalBatchSize) {
-      const present = paths.filter((p) => existsSync(p));
-      const samples: Sample[] = present.map((path) => ({ id: path, path, label: 0, subset: 'predict', split: 'test', videoId: path }));
+    async predictEach(paths, options = {}) {
+      const { batchSize = experiment.trainer.evalBatchSize, ...rest } = typeof options === 'number' ? { batchSize: options } : options;
+      const presentAt = paths.flatMap((p, i) => (existsSync(p) ? [i] : []));
+      const present = presentAt.map((i) => paths[i]!);
+      const keys = assembled.detector.needs.extras;
+      const extras = present.length && (keys.length || rest.extras?.length)
+        ? await extrasForPrediction({
+            paths: present,
+            keys,
+            given: rest.extras ? presentAt.map((i) => rest.extras![i]) : undefined,
+            dataset: datasetOrNone(assembled),
+            factories: plugins.flatMap((p) => p.extraProviders ?? []),
+            config: experiment.predict?.extras ?? {},
+            cwd: cwd,
+            cacheDir: rest.extrasCacheDir,
+          })
+        : undefined;
+      const samples: Sample[] = present.map((path, i) => ({ id: path, path, label: 0, subset: 'predict', split: 'test', videoId: path, ...(extras && keys.length ? { extras: extras[i] } : {}) }));
       const loader = assembled.loader;
       const source = loader.create(samples, { split: 'test', batchSize, shuffle: false, augment: false, seed: experiment.seed, needs: assembled.detector.needs });
       const scored = samples.length ? await scoreSource(assembled.detector, source) : { paths: [], scores: [] };
@@ -68,10 +97,10 @@ export async function loadRun(runDir: string, options: { plugins?: Plugin[]; che
         return { path, error: why };
       });
     },
-    async predict(paths, batchSize) {
+    async predict(paths, options) {
       const missing = paths.filter((p) => !existsSync(p));
       if (missing.length) throw new Error(`image${missing.length > 1 ? 's' : ''} not found: ${missing.join(', ')}`);
-      const results = await loaded.predictEach(paths, batchSize);
+      const results = await loaded.predictEach(paths, options);
       const failed = results.filter((r) => r.error !== undefined);
       if (failed.length) throw new Error(`could not decode ${failed.map((r) => `${r.path} (${r.error})`).join(', ')}`);
       return results.map((r) => r.score!);
@@ -81,4 +110,13 @@ export async function loadRun(runDir: string, options: { plugins?: Plugin[]; che
     },
   };
   return loaded;
+}
+
+/** The run's dataset, or none when it cannot be built here (then only given or computed extras are used). */
+function datasetOrNone(assembled: AssembledExperiment): Dataset | undefined {
+  try {
+    return assembled.dataset;
+  } catch {
+    return undefined;
+  }
 }

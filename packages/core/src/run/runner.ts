@@ -148,6 +148,7 @@ export function definitionFromRecorded(recorded: Record<string, unknown>): Resol
     runsDir: r.runsDir,
     ...(r.init ? { init: r.init } : {}),
     ...(r.stage ? { stage: r.stage } : {}),
+    ...(r.predict ? { predict: r.predict } : {}),
   });
 }
 

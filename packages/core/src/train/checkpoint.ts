@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readSafetensors, writeSafetensors, type NamedTensor } from '../safetensors.js';
 import type { RngState } from '../rng.js';
 import type { ScheduleState } from './schedules.js';
+import { DROPOUT_COUNTER } from '../ops/layers.js';
 
 export const CHECKPOINT_FORMAT = 'dfd-checkpoint/1';
 
@@ -110,8 +111,11 @@ export interface ModelState {
 /** Restores trainable weights and module state tensors from a loaded checkpoint (every one must be present). */
 export function restoreModel(model: ModelState, checkpoint: Pick<LoadedCheckpoint, 'model' | 'moduleState'>, source: string): void {
   assignWeights(model.trainableVariables(), checkpoint.model, source);
-  const state = model.stateTensors?.() ?? {};
-  if (Object.keys(state).length) assignWeights(state, checkpoint.moduleState ?? {}, source, 'state tensors');
+  const saved = checkpoint.moduleState ?? {};
+  // Dropout call counters came with exact resume under dropout: a checkpoint from before them restores without
+  // (counters stay at 0; inference never reads them). Every other state tensor must be present.
+  const state = Object.fromEntries(Object.entries(model.stateTensors?.() ?? {}).filter(([name]) => name in saved || !name.endsWith(`.${DROPOUT_COUNTER}`)));
+  if (Object.keys(state).length) assignWeights(state, saved, source, 'state tensors');
 }
 
 export function toTensors(weights: Record<string, NamedTensor>): Record<string, tf.Tensor> {

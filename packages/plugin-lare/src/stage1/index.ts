@@ -9,3 +9,4 @@ export * from './store-writer.js';
 export * from './extract-run.js';
 export * from './torch-pt.js';
 export * from './map-files.js';
+export * from './extra-provider.js';

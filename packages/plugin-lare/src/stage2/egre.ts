@@ -10,7 +10,7 @@
  * EGCR (LaRE `ChannelAlignLayer`): `c = mean(patch tokens) ⊙ sigmoid(W2·relu(W1·GAP(map)))` `[B, C]`.
  * Output: `[s, c]` `[B, 2C]` (or one of them). Patch tokens are the last block's, without `ln_post`.
  */
-import { configToken, Dropout, inject, injectable, LayerNorm, Linear, ParameterSet, tf, TOKENS, type Encoder, type EnhancerInput, type FeatureEnhancer, type Rng } from '@dfd/core';
+import { configToken, Dropout, dropoutState, inject, injectable, LayerNorm, Linear, ParameterSet, tf, TOKENS, type Encoder, type EnhancerInput, type FeatureEnhancer, type Rng } from '@dfd/core';
 import type { LareEgreConfig } from './config.js';
 import { AdaptivePool, lareMap } from './map.js';
 
@@ -76,8 +76,8 @@ export class LareEgreEnhancer implements FeatureEnhancer {
     // LaRE: ChannelAlignLayer(4, 128, 1024): two bias-free Linears, PyTorch's default init.
     this.gate1 = new Linear(p, 'channel_align.fc1', mapChannels, config.channelHidden, r, { bias: false });
     this.gate2 = new Linear(p, 'channel_align.fc2', config.channelHidden, c, r, { bias: false });
-    this.attentionDropout = new Dropout(config.dropout, r.fork('dropout.attention'));
-    this.outputDropout = new Dropout(config.dropout, r.fork('dropout.output'));
+    this.attentionDropout = new Dropout(config.dropout, r.fork('dropout.attention'), 'lare_egre.dropout.attention');
+    this.outputDropout = new Dropout(config.dropout, r.fork('dropout.output'), 'lare_egre.dropout.output');
     this.pool = new AdaptivePool(this.grid);
     if (config.output === 'channel') {
       // Unused parameters would never get a gradient; list only what the output depends on.
@@ -89,6 +89,11 @@ export class LareEgreEnhancer implements FeatureEnhancer {
 
   trainableVariables(): Record<string, tf.Variable> {
     return Object.fromEntries(Object.entries(this.params.all()).filter(([name]) => !this.unused.has(name)));
+  }
+
+  /** The dropouts' call counters, so a resumed run draws the masks an uninterrupted one would. */
+  stateTensors(): Record<string, tf.Variable> {
+    return dropoutState({ 'dropout.attention': this.attentionDropout, 'dropout.output': this.outputDropout });
   }
 
   enhance(input: EnhancerInput): tf.Tensor2D {
@@ -137,5 +142,7 @@ export class LareEgreEnhancer implements FeatureEnhancer {
   dispose(): void {
     this.params.dispose();
     this.pool.dispose();
+    this.attentionDropout.dispose();
+    this.outputDropout.dispose();
   }
 }

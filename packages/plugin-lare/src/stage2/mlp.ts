@@ -3,7 +3,7 @@
  * `[B, 4, 32, 32]` map to `poolSize²`, flatten in PyTorch's NCHW order, then Linear → ReLU (→ dropout) per hidden
  * layer and a final Linear to `outputDim`. Image features are not used.
  */
-import { configToken, Dropout, inject, injectable, Linear, ParameterSet, tf, TOKENS, type EnhancerInput, type FeatureEnhancer, type Rng } from '@dfd/core';
+import { configToken, Dropout, dropoutState, inject, injectable, Linear, ParameterSet, tf, TOKENS, type EnhancerInput, type FeatureEnhancer, type Rng } from '@dfd/core';
 import type { LareMlpConfig } from './config.js';
 import { AdaptivePool, lareMap } from './map.js';
 
@@ -26,12 +26,17 @@ export class LareMlpEnhancer implements FeatureEnhancer {
     const r = rng.fork('lare-mlp');
     const widths = [config.mapChannels * config.poolSize * config.poolSize, ...config.hidden, config.outputDim];
     for (let i = 0; i + 1 < widths.length; i++) this.layers.push(new Linear(this.params, `mlp.${i}`, widths[i]!, widths[i + 1]!, r));
-    this.dropout = new Dropout(config.dropout, r.fork('dropout'));
+    this.dropout = new Dropout(config.dropout, r.fork('dropout'), 'lare_mlp.dropout');
     this.pool = new AdaptivePool(config.poolSize);
   }
 
   trainableVariables(): Record<string, tf.Variable> {
     return this.params.all();
+  }
+
+  /** The dropout's call counter, so a resumed run draws the masks an uninterrupted one would. */
+  stateTensors(): Record<string, tf.Variable> {
+    return dropoutState({ dropout: this.dropout });
   }
 
   enhance(input: EnhancerInput): tf.Tensor2D {
@@ -49,5 +54,6 @@ export class LareMlpEnhancer implements FeatureEnhancer {
   dispose(): void {
     this.params.dispose();
     this.pool.dispose();
+    this.dropout.dispose();
   }
 }

@@ -13,7 +13,7 @@ export function pluginsCommand(registry: () => PluginRegistry, skipped: () => Ar
       const reg = registry();
       if (values.json) {
         const json = {
-          plugins: reg.listPlugins().map((p) => ({ name: p.name, version: p.version, commands: p.commands.map((c) => c.name) })),
+          plugins: reg.listPlugins().map((p) => ({ name: p.name, version: p.version, commands: p.commands.map((c) => c.name), extraProviders: (p.extraProviders ?? []).map((f) => f.key) })),
           components: reg.listComponents().map(({ plugin, definition }) => ({
             kind: definition.kind,
             name: definition.name,
@@ -29,7 +29,11 @@ export function pluginsCommand(registry: () => PluginRegistry, skipped: () => Ar
       }
       const lines: string[] = [];
       for (const plugin of reg.listPlugins()) {
-        lines.push(`${plugin.name}@${plugin.version}${plugin.commands.length ? `  (commands: ${plugin.commands.map((c) => c.name).join(', ')})` : ''}`);
+        const provides = (plugin.extraProviders ?? []).map((f) => f.key);
+        lines.push(
+          `${plugin.name}@${plugin.version}${plugin.commands.length ? `  (commands: ${plugin.commands.map((c) => c.name).join(', ')})` : ''}` +
+            `${provides.length ? `  (computes extras for dfd predict: ${provides.join(', ')})` : ''}`,
+        );
         for (const definition of plugin.components) {
           const presets = Object.keys(definition.presets ?? {});
           lines.push(`  ${definition.kind.padEnd(14)} ${definition.name.padEnd(16)} ${definition.description ?? ''}${presets.length ? ` [presets: ${presets.join(', ')}]` : ''}`);
