@@ -20,4 +20,5 @@ export { GraphQuantizeError, quantizeMatMulWeight, quantizeOnnxMatMuls, type Qua
 export * from './frozen-tfjs.js';
 export * from './plugin.js';
 export { encodeCommand } from './cli/encode.js';
+export { imagesFromGlob, imagesFromList, readImageList, type ListedImage } from './cli/image-list.js';
 export { clipPlugin as default } from './plugin.js';

@@ -1,7 +1,9 @@
 /**
- * The images `dfd encode` reads: a glob (`--images 'data/**\/*.jpg'`) or a list file (`--dataset`): a text
- * file with one path per line, or a JSON array of paths or of objects with a `path` (e.g. a DeepfakeBench
- * JSON flattened by `dfd df40`). Relative paths resolve against the list file's folder.
+ * The images a command reads: a glob (`--images 'data/**\/*.jpg'`) or a list file (`--dataset`): a text file
+ * with one path per line (a tab and anything after it, such as LaRE's `<path>\t<label>`, is ignored), or a JSON
+ * array of paths or of objects with a `path` (and optionally `split` and `subset`, e.g. a DeepfakeBench JSON
+ * flattened by `dfd df40`). Relative paths resolve against the list file's folder; repeated paths are kept once.
+ * Shared by `dfd encode` and `dfd lare` (which never reads labels: a sample's class cannot reach its map).
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -17,7 +19,13 @@ export async function imagesFromGlob(pattern: string, cwd: string): Promise<stri
   return images;
 }
 
-export async function imagesFromList(file: string, cwd: string): Promise<string[]> {
+export interface ListedImage {
+  path: string;
+  split?: string;
+  subset?: string;
+}
+
+export async function readImageList(file: string, cwd: string): Promise<ListedImage[]> {
   const path = resolve(cwd, file);
   let text: string;
   try {
@@ -25,7 +33,7 @@ export async function imagesFromList(file: string, cwd: string): Promise<string[
   } catch (error) {
     throw new UsageError(`cannot read --dataset list ${path}: ${(error as Error).message}`);
   }
-  let entries: string[];
+  let items: ListedImage[];
   if (/\.json$/i.test(path)) {
     let parsed: unknown;
     try {
@@ -34,15 +42,32 @@ export async function imagesFromList(file: string, cwd: string): Promise<string[
       throw new UsageError(`${path} is not valid JSON; expected an array of image paths or of {"path": ...} objects`);
     }
     if (!Array.isArray(parsed)) throw new UsageError(`${path}: expected a JSON array of image paths or of {"path": ...} objects`);
-    entries = parsed.map((item, i) => {
-      const p = typeof item === 'string' ? item : (item as { path?: unknown } | null)?.path;
-      if (typeof p !== 'string') throw new UsageError(`${path}: entry ${i} is neither a path nor an object with a "path" string`);
-      return p;
+    items = parsed.map((item, i) => {
+      if (typeof item === 'string') return { path: item };
+      const o = item as { path?: unknown; split?: unknown; subset?: unknown } | null;
+      if (typeof o?.path !== 'string') throw new UsageError(`${path}: entry ${i} is neither a path nor an object with a "path" string`);
+      return { path: o.path, ...(typeof o.split === 'string' ? { split: o.split } : {}), ...(typeof o.subset === 'string' ? { subset: o.subset } : {}) };
     });
   } else {
-    entries = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    items = text
+      .split(/\r?\n/)
+      .map((l) => l.split('\t')[0]!.trim())
+      .filter((l) => l && !l.startsWith('#'))
+      .map((p) => ({ path: p }));
   }
-  if (!entries.length) throw new UsageError(`${path} lists no images`);
+  if (!items.length) throw new UsageError(`${path} lists no images`);
   const base = dirname(path);
-  return [...new Set(entries.map((p) => (isAbsolute(p) ? p : resolve(base, p))))];
+  const seen = new Set<string>();
+  const out: ListedImage[] = [];
+  for (const item of items) {
+    const abs = isAbsolute(item.path) ? item.path : resolve(base, item.path);
+    if (seen.has(abs)) continue;
+    seen.add(abs);
+    out.push({ ...item, path: abs });
+  }
+  return out;
+}
+
+export async function imagesFromList(file: string, cwd: string): Promise<string[]> {
+  return (await readImageList(file, cwd)).map((item) => item.path);
 }

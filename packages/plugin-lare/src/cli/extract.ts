@@ -8,7 +8,7 @@ import { DEFAULT_PROMPT, LareExtractor } from '../stage1/lare.js';
 import { openSdOnnx } from '../stage1/sd-model.js';
 import { parseShard } from '../stage1/shard.js';
 import { runExtraction } from '../stage1/extract-run.js';
-import { readImageList } from './listing.js';
+import { readImageList } from '@dfd/encoder-clip';
 import { Progress, formatDuration } from './progress.js';
 import { intOption } from './options.js';
 

@@ -9,7 +9,7 @@ import { UsageError, type CliIO } from '@dfd/core';
 import { sha256OfFile } from '@dfd/dataset-df40';
 import { MAP_EXTENSIONS, readMapFile } from '../stage1/map-files.js';
 import { StoreWriter } from '../stage1/store-writer.js';
-import { readImageList } from './listing.js';
+import { readImageList } from '@dfd/encoder-clip';
 
 export const IMPORT_USAGE = `dfd lare import --dataset LIST (--maps DIR | --map-list FILE) --out DIR [--names lare|clare]
 

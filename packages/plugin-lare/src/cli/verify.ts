@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, type CliIO } from '@dfd/core';
 import { ExtrasStore } from '@dfd/dataset-df40';
-import { readImageList } from './listing.js';
+import { readImageList } from '@dfd/encoder-clip';
 
 export const VERIFY_USAGE = `dfd lare verify DIR --dataset LIST [--no-hash]
 
