@@ -14,6 +14,8 @@ import { lareCommand } from '../src/index.js';
 import { decodeRgbLikePil, larePixels } from '../src/stage1/image.js';
 import { LareExtractor, type LareImage } from '../src/stage1/lare.js';
 import { openSdOnnx } from '../src/stage1/sd-model.js';
+import { ensureInt8Graph } from '../src/stage1/int8-graph.js';
+import { createLareSession } from '../src/stage1/session.js';
 import { contentHash } from '../src/stage1/noise.js';
 import { IMAGES, NOISE, TINY_SD, relativeError } from './helpers.js';
 
@@ -96,6 +98,26 @@ describe('int8 UNet (our MatMul rewrite)', () => {
     await maps('int8');
     const again = JSON.parse(await readFile(join(model, 'unet', 'dfd-int8.manifest.json'), 'utf8'));
     expect(again.createdAt).toBe(manifest.createdAt);
+  });
+
+  it("location 'cache' (a shared or read-only model folder) builds under $DFD_CACHE beside hard links to the source, same graph", async () => {
+    const cache = join(dir, 'cache');
+    const before = process.env.DFD_CACHE;
+    process.env.DFD_CACHE = cache;
+    try {
+      const built = await ensureInt8Graph(join(model, 'unet', 'model.onnx'), { minElements: MIN, location: 'cache' });
+      expect(built.built).toBe(true);
+      expect(built.path.startsWith(join(cache, 'sd-int8'))).toBe(true);
+      expect(built.path.endsWith(join('unet', 'dfd-int8.onnx'))).toBe(true);
+      // The same rewrite as beside the model (the rewrite is deterministic), and onnxruntime opens it.
+      expect(Buffer.compare(await readFile(`${built.path}.data`), await readFile(join(model, 'unet', 'dfd-int8.onnx.data')))).toBe(0);
+      const session = await createLareSession(built.path, { threads: 1 });
+      expect(session.inputNames).toContain('timestep');
+      await session.release();
+    } finally {
+      if (before === undefined) delete process.env.DFD_CACHE;
+      else process.env.DFD_CACHE = before;
+    }
   });
 
   it('dfd lare extract --precision int8 records the precision; resume with fp32 and merging with fp32 are refused', async () => {

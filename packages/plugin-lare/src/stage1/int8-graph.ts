@@ -10,12 +10,14 @@
  *   <graph dir>/dfd-int8.manifest.json   source digest, method, calibration (null: weight-only, dynamic)
  *
  * A read-only model folder gets the files in `$DFD_CACHE/sd-int8/<source digest>/` (default ~/.cache/dfd)
- * instead, beside symbolic links to the original graph and its data (the rewrite must sit in the same
- * folder as the external data it keeps using). The `dfd-` prefix keeps these files out of the model digest.
+ * instead, beside hard links to (or, across file systems, copies of) the original graph and its data: the
+ * rewrite must sit in the same folder as the external data it keeps using, and onnxruntime refuses external
+ * data reached through a symbolic link that leaves the model's folder ("path escapes model directory").
+ * The `dfd-` prefix keeps these files out of the model digest.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, constants, mkdir, readdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import { access, constants, copyFile, link, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { quantizeOnnxMatMuls, type QuantizeGraphReport } from '@dfd/encoder-clip';
@@ -87,14 +89,17 @@ async function readManifest(path: string): Promise<Int8GraphManifest | undefined
   }
 }
 
-/** The folder the int8 graph goes to: beside the source when writable, else a cache folder with links to it. */
-async function outputDir(graphDir: string, names: string[], digest: () => Promise<string>): Promise<string> {
-  if (await writable(graphDir)) return graphDir;
+/** The folder the int8 graph goes to: beside the source when writable, else a cache folder with links to it or copies. */
+async function outputDir(graphDir: string, names: string[], digest: () => Promise<string>, beside: boolean): Promise<string> {
+  if (beside && (await writable(graphDir))) return graphDir;
   const root = process.env.DFD_CACHE ?? join(homedir(), '.cache', 'dfd');
   const dir = join(root, 'sd-int8', (await digest()).slice(0, 24), basename(graphDir));
   await mkdir(dir, { recursive: true });
   for (const name of names) {
-    if (!(await exists(join(dir, name)))) await symlink(join(graphDir, name), join(dir, name)).catch(() => undefined);
+    if (await exists(join(dir, name))) continue;
+    const tmp = join(dir, `${name}.tmp-${process.pid}`);
+    await link(join(graphDir, name), tmp).catch(() => copyFile(join(graphDir, name), tmp));
+    await rename(tmp, join(dir, name));
   }
   return dir;
 }
@@ -112,7 +117,12 @@ export interface Int8Graph {
  */
 export async function ensureInt8Graph(
   modelPath: string,
-  options: { minElements?: number; log?: (message: string) => void } = {},
+  options: {
+    minElements?: number;
+    log?: (message: string) => void;
+    /** `cache`: never write beside the model (a shared folder), always under $DFD_CACHE. Default: beside when writable. */
+    location?: 'auto' | 'cache';
+  } = {},
 ): Promise<Int8Graph> {
   const graphDir = dirname(modelPath);
   const names = await sourceGraphFiles(graphDir);
@@ -121,7 +131,7 @@ export async function ensureInt8Graph(
   let digest: string | undefined;
   const sourceDigest = async () => (digest ??= await sha256Files(graphDir, names));
   const method = int8Method(options.minElements ?? DEFAULT_INT8_MIN_ELEMENTS);
-  const dir = await outputDir(graphDir, names, sourceDigest);
+  const dir = await outputDir(graphDir, names, sourceDigest, options.location !== 'cache');
   const path = join(dir, 'dfd-int8.onnx');
   const manifestPath = join(dir, 'dfd-int8.manifest.json');
   const known = await readManifest(manifestPath);
