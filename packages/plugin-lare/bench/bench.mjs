@@ -137,5 +137,10 @@ for (const { batch, r, error, base } of rows) {
   const ratio = base ? `${fmt(r.imgPerSec / base.imgPerSec, 2)}×` : '';
   console.log(`| ${batch} | ${r.engine} | ${fmt(r.imgPerSec)} | ${ratio} | ${fmt(r.vaeSecPerImage)} | ${fmt(r.unetSecPerImage)} | ${fmt(r.peakRssGiB, 2)} | ${error.rel === undefined ? '-' : error.rel.toExponential(1)} | ${error.cos === undefined ? '-' : error.cos.toFixed(5)} |`);
 }
+if (process.env.LARE_BENCH_VAE_INT8 !== '0') {
+  // The VAE encoder alone, fp32 against our int8 rewrite (bench/vae-int8.mjs): int8 VAE only if this gains.
+  const vae = runOne(process.execPath, [join(here, 'vae-int8.mjs'), onnxDir, String(size), threads]);
+  if (vae) console.log(`\nVAE encoder alone, batch 1, ${vae.matmulsInt8} MatMuls int8: fp32 ${fmt(vae.fp32Ms, 0)} ms, int8 ${fmt(vae.int8Ms, 0)} ms (${fmt(vae.speedup, 2)}×), latent mean rel. error ${vae.latentMeanRelError.toExponential(1)}, load ${vae.loadAverage}`);
+}
 console.log(`\nload average after: ${load()} (figures are provisional on a shared machine; compare the ratios)`);
 rmSync(imageDir, { recursive: true, force: true });
