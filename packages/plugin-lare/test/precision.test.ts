@@ -125,12 +125,12 @@ describe('int8 UNet (our MatMul rewrite)', () => {
     const int8 = await lare('extract', ...common, '--out', join(dir, 'int8'), '--precision', 'int8');
     expect(int8.code).toBe(0);
     expect(int8.out).toMatch(/int8\)/);
-    const [{ index }] = await readStoreIndexes(join(dir, 'int8'));
+    const index = (await readStoreIndexes(join(dir, 'int8')))[0]?.index;
     expect(index!.settings).toMatchObject({ precision: 'int8' });
     expect(index!.entries).toHaveLength(NAMES.length);
     await expect(lare('extract', ...common, '--out', join(dir, 'int8'))).rejects.toThrow(/precision: stored "int8", now "fp32"/);
     expect((await lare('extract', ...common, '--out', join(dir, 'fp32'))).code).toBe(0);
-    const [{ index: fp32Index }] = await readStoreIndexes(join(dir, 'fp32'));
+    const fp32Index = (await readStoreIndexes(join(dir, 'fp32')))[0]?.index;
     expect(fp32Index!.settings).toMatchObject({ precision: 'fp32', quantization: null });
     await expect(lare('merge', join(dir, 'mixed'), join(dir, 'fp32'), join(dir, 'int8'))).rejects.toThrow(/precision/);
     await expect(lare('extract', ...common, '--out', join(dir, 'x'), '--precision', 'bf16')).rejects.toThrow(/--precision must be fp32 or int8/);
