@@ -77,6 +77,22 @@ export interface DataIssues {
   messages: string[];
 }
 
+/** Why a listed frame was not scored. */
+export type DropReason = 'missing' | 'empty' | 'corrupt' | 'no-extras';
+
+/**
+ * A file (or a video folder) an evaluation could not use. `frames` is how many protocol frames it cost: a
+ * missing video costs the frames it would have given; a missing frame another one replaced costs 0.
+ */
+export interface DroppedInput {
+  subset: string;
+  videoId: string;
+  path: string;
+  reason: DropReason;
+  frames: number;
+  message?: string;
+}
+
 export interface Dataset {
   readonly name: string;
   /** Subsets present for a split. */
@@ -85,6 +101,8 @@ export interface Dataset {
   samples(query: SampleQuery): Promise<Sample[]>;
   /** Problems found while listing (missing folders, empty videos ...). */
   issues?(): DataIssues;
+  /** What listing left out of these samples (missing frames, missing or empty videos), for coverage. */
+  dropped?(query: SampleQuery): Promise<DroppedInput[]>;
   /** A content digest of the listing, logged as the dataset input of a run. */
   digest?(query: SampleQuery): Promise<string>;
   /** Protocol facts recorded with every evaluation (frames per video, frame sampling, real sources ...). */
@@ -138,6 +156,8 @@ export interface BatchLoader {
   create(samples: Sample[], options: BatchSourceOptions): BatchSource;
   /** Counted skips (corrupt images ...) so far. */
   skipped?(): { count: number; messages: string[] };
+  /** Why this sample was left out of its batches, when it was (for evaluation coverage). */
+  dropReason?(sample: Sample): { reason: DropReason; message: string } | undefined;
   /**
    * Skips so far by split, subset and reason (e.g. `no-extras`), for the run's protocol facts and
    * coverage report. Optional; a loader that never leaves samples out by policy may omit it.
@@ -365,6 +385,22 @@ export interface EvaluationReport {
   groups?: Record<string, MetricValues>;
   /** Protocol facts recorded with the numbers (selection split, frames per video, sampling ...). */
   protocol: Record<string, string | number | boolean>;
+  /** What the numbers cover: frames and videos listed, scored and dropped, per subset (set by the runner). */
+  coverage?: Coverage;
+}
+
+/** Frames and videos an evaluation listed, scored and dropped (by reason). */
+export interface CoverageCounts {
+  /** `replaced`: missing files whose place the frame sampling filled with another frame of the video. */
+  frames: { listed: number; scored: number; dropped: Record<DropReason, number>; replaced: number };
+  videos: { listed: number; scored: number };
+}
+
+export interface Coverage {
+  /** True when every listed frame was scored. */
+  complete: boolean;
+  overall: CoverageCounts;
+  subsets: Record<string, CoverageCounts>;
 }
 
 export interface Evaluator {

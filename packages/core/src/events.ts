@@ -3,7 +3,7 @@
  * and trackers (MLflow ...) all subscribe to the same stream. Every event carries `time` (ms since epoch).
  */
 import { Subject, type Observable } from 'rxjs';
-import type { EvaluationReport, MetricValues } from './contracts.js';
+import type { CoverageCounts, EvaluationReport, MetricValues } from './contracts.js';
 
 export type RunStatus = 'finished' | 'failed' | 'killed';
 
@@ -22,6 +22,11 @@ export interface RunStartEvent {
   datasets: Array<{ name: string; digest: string; source: string; context: 'training' | 'validation' | 'testing' }>;
   totalSteps: number;
   resumedFromStep?: number;
+  /**
+   * A resume replays steps (resumedFromStep, replayedUntilStep] that the interrupted session had recorded:
+   * events.jsonl keeps one copy (the replay), trackers that cannot replace a point skip those they have.
+   */
+  replayedUntilStep?: number;
   /** The parent run's id: the sweep, or the stage-1 run this run started from (`init`). */
   parentRunId?: string;
   /** The parent's run directory when it is not a sibling of this one (trackers look up its remote id there). */
@@ -168,9 +173,38 @@ export function metricPointsOf(event: RunEvent): MetricPoint[] {
       for (const [group, values] of Object.entries(event.report.groups ?? {})) {
         for (const [key, value] of Object.entries(values)) points.push(at(`${event.split}/groups/${group}/${key}`, value, event.step));
       }
+      points.push(...coveragePoints(event, at));
       return points;
     }
     default:
       return [];
   }
+}
+
+/**
+ * Coverage as metrics: `test/coverage` (scored / listed frames), `test/frames_listed`, `test/frames_dropped`,
+ * `test/frames_dropped_<reason>`, `test/videos_listed|scored`, and per subset `test/<subset>/coverage` and
+ * `test/<subset>/frames_dropped`, so a tracker shows at a glance what the numbers stand on.
+ */
+function coveragePoints(event: EvalEvent, at: (key: string, value: number, step: number) => MetricPoint): MetricPoint[] {
+  const coverage = event.report.coverage;
+  if (!coverage) return [];
+  const dropped = (c: CoverageCounts) => Object.values(c.frames.dropped).reduce((a, b) => a + b, 0);
+  const ratio = (c: CoverageCounts) => (c.frames.listed ? c.frames.scored / c.frames.listed : 1);
+  const s = event.split;
+  const points = [
+    at(`${s}/coverage`, ratio(coverage.overall), event.step),
+    at(`${s}/frames_listed`, coverage.overall.frames.listed, event.step),
+    at(`${s}/frames_scored`, coverage.overall.frames.scored, event.step),
+    at(`${s}/frames_dropped`, dropped(coverage.overall), event.step),
+    at(`${s}/videos_listed`, coverage.overall.videos.listed, event.step),
+    at(`${s}/videos_scored`, coverage.overall.videos.scored, event.step),
+  ];
+  for (const [reason, count] of Object.entries(coverage.overall.frames.dropped)) {
+    points.push(at(`${s}/frames_dropped_${reason.replace('-', '_')}`, count, event.step));
+  }
+  for (const [subset, counts] of Object.entries(coverage.subsets)) {
+    points.push(at(`${s}/${subset}/coverage`, ratio(counts), event.step), at(`${s}/${subset}/frames_dropped`, dropped(counts), event.step));
+  }
+  return points;
 }

@@ -108,6 +108,16 @@ export const DataSelectionSchema = z
   })
   .strict();
 
+export const EvaluationSchema = z
+  .object({
+    /**
+     * Fail the run when an evaluation could not score every listed frame (a missing video, a corrupt frame,
+     * a missing extra). Off: such frames are dropped, counted per subset in the report's coverage and listed
+     * in `<split>-dropped.csv`.
+     */
+    requireComplete: z.boolean().default(false),
+  })
+  .strict();
 /**
  * Stage-1 weights a run starts from (two-stage training): exactly the named tensors are copied, bit for bit,
  * from a finished run's checkpoint into the variables of the same name, before the first step.
@@ -156,6 +166,7 @@ export const ExperimentSchema = z
       .strict()
       .default({ train: {}, val: {}, test: {} }),
     trainer: TrainerSchema.default(TrainerSchema.parse({})),
+    evaluation: EvaluationSchema.default({ requireComplete: false }),
     tracking: z.array(ComponentRefSchema).default([]),
     /** Root of run directories: `<runsDir>/<experiment>/<run-id>/`. */
     runsDir: z.string().default('runs'),

@@ -37,7 +37,7 @@ export * from './detectors/clip-prompt.js';
 export { corePlugin } from './builtin-plugin.js';
 export { main as cliMain } from './cli/main.js';
 export { discoverPlugins } from './cli/discover.js';
-export { loadExperimentFile, loadRunnableFile, applyOverrides, applyPipelineOverrides } from './cli/commands/run.js';
+export { loadExperimentFile, loadRunnableFile, applyOverrides, applyPipelineOverrides, formatTestTable } from './cli/commands/run.js';
 export * from './evaluation/index.js';
 export * from './features/index.js';
 export * from './ops/roi-align.js';

@@ -179,7 +179,7 @@ export class PluginRegistry {
     const schema = strictSchema(definition.config);
     const parsed = schema.safeParse(merged);
     if (!parsed.success) {
-      throw new ConfigError(`${kind} '${name}' config is invalid:\n${formatIssues(parsed.error, definition.config)}`);
+      throw new ConfigError(`${kind} '${name}' config is invalid:\n${formatIssues(parsed.error, definition.config, merged)}`);
     }
     return parsed.data as Record<string, unknown>;
   }
@@ -207,7 +207,29 @@ function knownKeys(schema: ConfigSchema): string[] {
   return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
 }
 
-function formatIssues(error: z.ZodError, schema: ConfigSchema): string {
+/** The value at `path` inside `input`, for messages that say what was given. */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) value = value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  return value;
+}
+
+/**
+ * A union's bare "Invalid input" says nothing: name what each alternative expects (its own message when the
+ * schema gives one) and what was given.
+ */
+function unionMessage(issue: z.core.$ZodIssueInvalidUnion, input: unknown): string {
+  const given = valueAt(input, issue.path);
+  const shown = given === undefined ? 'nothing' : JSON.stringify(given);
+  if (issue.message && issue.message !== 'Invalid input') return `${issue.message}; got ${shown}`;
+  const expected = [...new Set(issue.errors.map((branch) => {
+    const first = branch[0];
+    return first?.code === 'invalid_type' ? `a${/^[aeiou]/.test(first.expected) ? 'n' : ''} ${first.expected}` : (first?.message ?? 'another shape');
+  }))];
+  return `expected ${expected.join(' or ')}; got ${shown}`;
+}
+
+function formatIssues(error: z.ZodError, schema: ConfigSchema, input?: unknown): string {
   return error.issues
     .map((issue) => {
       const at = issue.path.length ? issue.path.join('.') : '(root)';
@@ -215,6 +237,7 @@ function formatIssues(error: z.ZodError, schema: ConfigSchema): string {
         return `  - unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}` +
           `${issue.path.length ? ` in ${at}` : ''}; known keys: ${knownKeys(schema).join(', ')}`;
       }
+      if (issue.code === 'invalid_union') return `  - ${at}: ${unionMessage(issue, input)}`;
       return `  - ${at}: ${issue.message}`;
     })
     .join('\n');

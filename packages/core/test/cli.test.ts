@@ -93,4 +93,29 @@ describe('dfd run / resume as a user runs them', () => {
     expect(failure?.status).toBe(1);
     expect(failure?.stderr).toMatch(/already finished; nothing to resume/);
   });
+
+  test('`dfd run file.ts` loads it as an ES module wherever it is (a CommonJS package, another folder)', () => {
+    // A user folder outside any "type": "module" package: its package.json says nothing about the type, so
+    // Node treats .ts there as CommonJS ("Cannot require() ES Module ... in a cycle" before the fix).
+    const project = mkdtempSync(join(tmpdir(), 'dfd-cjs-project-'));
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'my-experiments', version: '1.0.0' }));
+    mkdirSync(join(project, 'node_modules', '@dfd'), { recursive: true });
+    symlinkSync(coreDir, join(project, 'node_modules', '@dfd', 'core'));
+    writeFileSync(join(project, 'settings.ts'), `export const epochs: number = 1;\n`);
+    writeFileSync(
+      join(project, 'experiment.ts'),
+      `import { defineExperiment } from '@dfd/core';
+import { epochs } from './settings.ts';
+import { toyExperiment } from ${JSON.stringify(join(coreDir, 'test/support/toy-plugin.ts'))};
+export default defineExperiment(toyExperiment(${JSON.stringify(join(project, 'runs'))}, { name: 'cjs-folder', trainer: { epochs, batchSize: 16 } }));
+`,
+    );
+    const out = execFileSync('node', [resolve(coreDir, 'bin/dfd.js'), 'run', 'experiment.ts', '--json', '--no-progress'], {
+      cwd: project,
+      encoding: 'utf8',
+      // the toy plugin's parameter decorators need the test tsconfig's compiler options
+      env: { ...process.env, TSX_TSCONFIG_PATH: resolve(coreDir, 'test/tsconfig.json') },
+    });
+    expect(JSON.parse(out.trim().split('\n').at(-1)!)).toMatchObject({ status: 'finished', steps: 4 });
+  });
 });

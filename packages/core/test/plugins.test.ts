@@ -29,6 +29,14 @@ describe('plugin registry', () => {
     const registry = new PluginRegistry([toyPlugin]);
     expect(() => registry.resolveConfig('detector', 'toy-linear', { dims: 4 })).toThrow(ConfigError);
     expect(() => registry.resolveConfig('detector', 'toy-linear', { dims: 4 })).toThrow(/unknown key 'dims'; known keys: dim, nanAfterStep/);
+    // A union without its own message: each alternative and the value given, not "Invalid input".
+    const unionPlugin = definePlugin({
+      name: 'union-plugin',
+      register(r) {
+        r.add({ kind: 'fuser', name: 'u', config: z.object({ size: z.union([z.number(), z.array(z.number())]) }), useFactory: () => ({}) });
+      },
+    });
+    expect(() => new PluginRegistry([unionPlugin]).resolveConfig('fuser', 'u', { size: 'big' })).toThrow(/size: expected a number or an array; got "big"/);
   });
 
   test('configs are validated and defaulted; presets apply under user values', () => {

@@ -176,6 +176,15 @@ describe('predict with a trained run', () => {
     const corrupt = join(runsDir, 'corrupt.f32');
     (await import('node:fs')).writeFileSync(corrupt, 'xx');
     await expect(loaded.predict([corrupt])).rejects.toThrow(/could not decode .*corrupt\.f32/);
+    // One bad image among good ones: the good ones are still scored, the bad one says why.
+    const good = rows.slice(0, 2).map((r) => r[0]!);
+    const each = await loaded.predictEach([good[0]!, corrupt, join(runsDir, 'nope.f32'), good[1]!]);
+    expect(each).toEqual([
+      { path: good[0], score: Number(rows[0]![4]) },
+      { path: corrupt, error: 'could not be decoded (corrupt or not an image)' },
+      { path: join(runsDir, 'nope.f32'), error: 'file not found' },
+      { path: good[1], score: Number(rows[1]![4]) },
+    ]);
     loaded.dispose();
   });
 });

@@ -5,10 +5,13 @@ const splitNames = z
   .object({ train: z.array(z.string()).optional(), val: z.array(z.string()).optional(), test: z.array(z.string()).optional() })
   .strict();
 
-const framesPerVideo = z.union([
-  z.number().int().min(0),
-  z.object({ train: z.number().int().min(0), val: z.number().int().min(0), test: z.number().int().min(0) }).strict(),
-]);
+const framesPerVideo = z.union(
+  [
+    z.number().int().min(0),
+    z.object({ train: z.number().int().min(0), val: z.number().int().min(0), test: z.number().int().min(0) }).strict(),
+  ],
+  { error: 'expected a whole number of frames per video (0 = all), or one per split: {"train": 8, "val": 8, "test": 8}' },
+);
 
 const common = {
   /** Dataset root: the folder that holds `DF40/`, `DF40_train/`, `FaceForensics++/` ... */

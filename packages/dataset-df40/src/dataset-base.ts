@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DataIssues, Dataset, Sample, SampleQuery, Split } from '@dfd/core';
+import type { DataIssues, Dataset, DroppedInput, Sample, SampleQuery, Split } from '@dfd/core';
 import { framesFor, type Df40JsonConfig } from './config.js';
 import { IssueLog } from './issues.js';
 import { samplesFromVideos, type ListingOptions, type VideoRef } from './listing.js';
@@ -129,6 +129,17 @@ export abstract class IndexedDataset implements Dataset {
 
   issues(): DataIssues {
     return this.log.snapshot();
+  }
+
+  /** What listing these samples left out (missing/empty videos, missing frames), for the run's coverage. */
+  async dropped(query: SampleQuery): Promise<DroppedInput[]> {
+    const samples = await this.samples(query); // lists (once) the videos the query covers
+    const subsets = new Set(samples.map((s) => s.subset));
+    const wanted = query.subsets ?? this.common.subsets[query.split];
+    const chosen = wanted?.length ? new Set(wanted.map((n) => nameKey(canonicalSubset(n)))) : undefined;
+    return this.log.drops
+      .filter((d) => d.split === query.split && (subsets.has(d.subset) || chosen?.has(nameKey(d.subset)) || !chosen))
+      .map(({ split: _split, ...drop }) => drop);
   }
 
   /** Recorded with every evaluation: DF40 numbers are only comparable at the same frames and sampling. */

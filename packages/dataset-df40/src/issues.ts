@@ -1,10 +1,15 @@
 /** Counted problems with capped messages: nothing is dropped silently, and a log never floods. */
-import type { DataIssues } from '@dfd/core';
+import type { DataIssues, DroppedInput, Split } from '@dfd/core';
+
+/** A listing drop, with the split it happened in. */
+export type ListingDrop = DroppedInput & { split: Split };
 
 export class IssueLog {
   missing = 0;
   empty = 0;
   corrupt = 0;
+  /** Every file or video folder listing left out (uncapped: the coverage report and its CSV list them all). */
+  readonly drops: ListingDrop[] = [];
   private readonly list: string[] = [];
   private dropped = 0;
 

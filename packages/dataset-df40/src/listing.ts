@@ -117,12 +117,42 @@ function extrasFor(path: string, options: ListingOptions): Record<string, string
   );
 }
 
+/** Frames the protocol takes from a video with `available` frame files (0 per video = all). */
+function framesTaken(available: number, framesPerVideo: number): number {
+  return framesPerVideo > 0 ? Math.min(framesPerVideo, available) : available;
+}
+
+/**
+ * Records what listing left out of a video, for the evaluation's coverage: a video with no frame on disk
+ * costs the frames the protocol would have taken from it (`missing` when its folder is absent, `empty`
+ * when it is there without images); missing frames of a video cost only what sampling could not replace.
+ */
+async function recordListingDrops(ref: VideoRef, kept: readonly string[], absent: readonly string[], options: ListingOptions): Promise<void> {
+  const videoId = videoIdOf(ref.subset, ref.label, ref.video);
+  const base = { split: ref.split, subset: ref.subset, videoId };
+  const listedImages = ref.frames.filter((f) => IMAGE_EXT.test(f)).length;
+  if (kept.length === 0) {
+    const folder = ref.frames[0] ? (IMAGE_EXT.test(ref.frames[0]) ? dirname(ref.frames[0]) : ref.frames[0]) : ref.source;
+    const exists = ref.verified || Boolean(await options.dirs.list(folder));
+    const frames = listedImages > 0 ? framesTaken(listedImages, options.framesPerVideo) : options.framesPerVideo;
+    options.issues.drops.push({ ...base, path: folder, reason: exists ? 'empty' : 'missing', frames, message: exists ? 'no image in the video folder' : 'video folder not on disk' });
+    return;
+  }
+  let cost = framesTaken(listedImages || kept.length + absent.length, options.framesPerVideo) - framesTaken(kept.length, options.framesPerVideo);
+  for (const path of absent) {
+    const frames = cost > 0 ? 1 : 0;
+    cost -= frames;
+    options.issues.drops.push({ ...base, path, reason: 'missing', frames, message: frames ? 'frame not on disk' : 'frame not on disk; sampling took another frame of the video' });
+  }
+}
+
 export async function samplesFromVideos(refs: readonly VideoRef[], options: ListingOptions): Promise<Sample[]> {
   const perVideo = await mapPool(refs, 32, async (ref) => {
     const { kept: existing, missing: absent } = ref.verified ? { kept: ref.frames, missing: [] } : await existingFrames(ref.frames, options.dirs);
     const missing = absent.length;
     const listed = existing.length + missing;
     options.issues.missing += missing;
+    await recordListingDrops(ref, existing, absent, options);
     const videoId = videoIdOf(ref.subset, ref.label, ref.video);
     if (existing.length === 0) {
       options.issues.empty++;

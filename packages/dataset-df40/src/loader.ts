@@ -14,7 +14,7 @@
  *   the evaluation set; with `skip` the samples left out are counted per split and subset (`skipCounts`).
  */
 import { existsSync } from 'node:fs';
-import { ensureBackend, rngFor, tf, type Batch, type BatchLoader, type BatchSource, type BatchSourceOptions, type FaceBox, type Sample, type SkipCount, type Split } from '@dfd/core';
+import { ensureBackend, rngFor, tf, type Batch, type BatchLoader, type BatchSource, type BatchSourceOptions, type DropReason, type FaceBox, type Sample, type SkipCount, type Split } from '@dfd/core';
 import { boxesToArray, templateBoxes } from './boxes.js';
 import { loadExtra, type ExtraArray } from './extras.js';
 import { extrasStoreAt, isExtrasStore, type ExtrasStore } from './extra-store.js';
@@ -46,6 +46,8 @@ export class ImageBatchLoader implements BatchLoader {
   private readonly log: IssueLog;
   private readonly limiter: Limiter;
   private readonly listeners: SkipListener[] = [];
+  /** Per sample id, the last reason it was skipped for. */
+  private readonly reasons = new Map<string, { reason: DropReason; message: string }>();
   /** Samples left out, by `split/subset/reason` (each sample once, however many epochs skip it). */
   private readonly skippedSamples = new Map<string, Set<string>>();
   /** Extras stores by root (null: the path is a plain file), opened once. */
@@ -115,6 +117,11 @@ export class ImageBatchLoader implements BatchLoader {
     return { count: this.log.corrupt, messages: this.log.messages };
   }
 
+  /** Why a sample was left out of its batches (the evaluation's coverage counts it under this reason). */
+  dropReason(sample: Sample): { reason: DropReason; message: string } | undefined {
+    return this.reasons.get(sample.id);
+  }
+
   skipCounts(): SkipCount[] {
     return [...this.skippedSamples].map(([key, ids]) => {
       const [split, subset, reason] = JSON.parse(key) as [Split, string, string];
@@ -123,7 +130,8 @@ export class ImageBatchLoader implements BatchLoader {
   }
 
   /** @internal */
-  skip(sample: Sample, message: string, reason = 'corrupt'): void {
+  skip(sample: Sample, message: string, reason: DropReason = 'corrupt'): void {
+    this.reasons.set(sample.id, { reason, message });
     const key = JSON.stringify([sample.split, sample.subset, reason]);
     let ids = this.skippedSamples.get(key);
     if (!ids) this.skippedSamples.set(key, (ids = new Set()));
@@ -247,7 +255,7 @@ class ImageBatchSource implements BatchSource {
         const extra = await this.loader.run(() => loadExtra(path!, key, sample.path)); // defined: `missing` covers !path
         prepared.extras[key] = plan && (this.loader.config.extraGeometry[key] ?? 'image') === 'image' ? transformMap(extra, plan) : extra;
       } catch (error) {
-        this.loader.skip(sample, `extra '${key}' ${path}: ${(error as Error).message}`);
+        this.loader.skip(sample, `extra '${key}' ${path}: ${(error as Error).message}`, 'no-extras');
         return undefined;
       }
     }

@@ -31,6 +31,8 @@ export interface VerifyProblem {
   kind: 'missing' | 'empty' | 'corrupt' | 'json';
   /** First few examples (paths or video keys). */
   examples: string[];
+  /** Every bad path (frame files; for `empty`, the video folder), in the order found. */
+  paths: string[];
 }
 
 export interface VerifyOptions {
@@ -40,8 +42,8 @@ export interface VerifyOptions {
   compression?: string;
   labelMap?: Record<string, Label>;
   concurrency?: number;
-  /** Called as frames are decoded (done, total), at most every `progressEveryMs`. */
-  onProgress?: (done: number, total: number) => void;
+  /** Called as frames are checked (checked, total, of those the ones that failed to decode), at most every `progressEveryMs`. */
+  onProgress?: (checked: number, total: number, failed: number) => void;
   progressEveryMs?: number;
 }
 
@@ -83,14 +85,15 @@ export async function verifyDf40(rootArg: string, options: VerifyOptions = {}): 
 
   const report: VerifyReport = { datasets: {}, totals: zero() };
   const examples = new Map<string, VerifyProblem>();
-  const problem = (dataset: string, label: 'real' | 'fake', kind: VerifyProblem['kind'], example: string) => {
+  const problem = (dataset: string, label: 'real' | 'fake', kind: VerifyProblem['kind'], example: string, path = example) => {
     const key = `${dataset}\u0000${label}\u0000${kind}`;
     let p = examples.get(key);
     if (!p) {
-      p = { dataset, label, kind, examples: [] };
+      p = { dataset, label, kind, examples: [], paths: [] };
       examples.set(key, p);
     }
     if (p.examples.length < 3) p.examples.push(example);
+    p.paths.push(path);
   };
   for (const entry of entries) {
     report.datasets[entry.dataset] ??= { real: zero(), fake: zero() };
@@ -106,10 +109,12 @@ export async function verifyDf40(rootArg: string, options: VerifyOptions = {}): 
     counts.missing += missing.length;
     if (kept.length === 0) {
       counts.empty++;
-      problem(entry.dataset, labelName(entry.label), 'empty', `${entry.video} (${entry.split}) → ${entry.frames[0] ? dirname(resolver.resolve(entry.frames[0])) : 'no frames listed'}`);
+      const folder = entry.frames[0] ? dirname(resolver.resolve(entry.frames[0])) : `${entry.video} (no frames listed)`;
+      problem(entry.dataset, labelName(entry.label), 'empty', `${entry.video} (${entry.split}) → ${folder}`, folder);
     }
   }
   let done = 0;
+  let failed = 0;
   let last = Date.now();
   const decoded = await mapPool(frameTasks, options.concurrency ?? 4, async ({ path }) => {
     let ok = true;
@@ -117,11 +122,12 @@ export async function verifyDf40(rootArg: string, options: VerifyOptions = {}): 
       await decodeCheck(path);
     } catch {
       ok = false;
+      failed++;
     }
     done++;
     if (options.onProgress && (Date.now() - last >= (options.progressEveryMs ?? 2000) || done === frameTasks.length)) {
       last = Date.now();
-      options.onProgress(done, frameTasks.length);
+      options.onProgress(done, frameTasks.length, failed);
     }
     return ok;
   });
@@ -156,7 +162,22 @@ const HINTS: Record<VerifyProblem['kind'], string> = {
   json: 'the JSON could not be read',
 };
 
-export function formatVerifyTable(result: VerifyResult): string {
+/** The progress line: how many frames were checked, and of those how many decoded and how many did not. */
+export function formatVerifyProgress(checked: number, total: number, failed: number): string {
+  return `checked ${checked}/${total} frames: ${checked - failed} decoded, ${failed} failed to decode`;
+}
+
+/** What `--json` prints: the counts, and every problem with all its paths. */
+export function verifyJson(result: VerifyResult): unknown {
+  return {
+    datasets: result.report.datasets,
+    totals: result.report.totals,
+    problems: result.problems.map((p) => ({ dataset: p.dataset, label: p.label, kind: p.kind, count: p.paths.length, paths: p.paths })),
+    unreadable: result.unreadable,
+  };
+}
+
+export function formatVerifyTable(result: VerifyResult, options: { all?: boolean } = {}): string {
   const header = ['dataset', 'label', 'videos', 'frames', 'missing', 'empty', 'corrupt'];
   const rows: string[][] = [];
   for (const [name, byLabel] of Object.entries(result.report.datasets)) {
@@ -175,7 +196,13 @@ export function formatVerifyTable(result: VerifyResult): string {
     out.push('', 'Problems:');
     for (const p of result.problems) {
       const c = result.report.datasets[p.dataset]![p.label];
-      out.push(`- ${p.dataset} ${p.label}: ${c[p.kind as keyof VerifyCounts]} ${p.kind}, e.g. ${p.examples.join(', ')}`);
+      const count = c[p.kind as keyof VerifyCounts];
+      if (options.all) {
+        out.push(`- ${p.dataset} ${p.label}: ${count} ${p.kind}:`, ...p.paths.map((path) => `    ${path}`));
+      } else {
+        const more = p.paths.length - p.examples.length;
+        out.push(`- ${p.dataset} ${p.label}: ${count} ${p.kind}, e.g. ${p.examples.join(', ')}${more > 0 ? ` (and ${more} more: --all lists every path)` : ''}`);
+      }
       out.push(`  hint: ${HINTS[p.kind]}`);
     }
     for (const message of result.unreadable) out.push(`- ${message}`, `  hint: fix or remove this JSON; the other datasets were verified`);

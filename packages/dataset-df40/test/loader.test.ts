@@ -106,6 +106,21 @@ describe("loader 'images'", () => {
     expect(loader.skipped().count).toBe(1);
     expect(loader.skipped().messages[0]).toContain(bad);
     expect(heard).toHaveLength(1);
+    // The reason each left-out sample gets in the evaluation's coverage.
+    expect(loader.dropReason(withBad[3]!)).toMatchObject({ reason: 'corrupt' });
+    expect(loader.dropReason(samples[0]!)).toBeUndefined();
+  });
+
+  it('a sample without its extra, or with an unreadable one, is dropped as no-extras', async () => {
+    const brokenExtra = join(dir, 'broken.npy');
+    await writeFile(brokenExtra, 'not npy');
+    const without = { ...samples[1]!, id: 'no-extra', extras: {} };
+    const unreadable = { ...samples[2]!, id: 'bad-extra', extras: { lare: brokenExtra } };
+    const loader = new ImageBatchLoader({ size: 32, logSkips: false });
+    const batches = await collect(loader.create([samples[0]!, without, unreadable], trainOptions({ shuffle: false, augment: false, needs: needs({ extras: ['lare'] }) })).batches(0));
+    expect(batches.map((b) => b.ids)).toEqual([['s:0']]);
+    expect(loader.dropReason(without)).toMatchObject({ reason: 'no-extras', message: expect.stringContaining("has no 'lare' extra") });
+    expect(loader.dropReason(unreadable)).toMatchObject({ reason: 'no-extras', message: expect.stringContaining(brokenExtra) });
   });
 
   it('inside a run, a skipped image becomes a run warning naming the file', async () => {

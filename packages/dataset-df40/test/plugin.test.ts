@@ -18,6 +18,10 @@ describe('@dfd/dataset-df40 plugin', () => {
     const config = registry.resolveConfig('dataset', 'df40', { root: '/data/df40' });
     expect(config).toMatchObject({ root: '/data/df40', sampling: 'even', framesPerVideo: { train: 8, val: 8, test: 8 }, compression: 'c23' });
     expect(() => registry.resolveConfig('dataset', 'df40', { root: '/x', frames: 8 })).toThrow(/unknown key 'frames'/);
+    // `--set dataset.config.framesPerVideo=abc` used to say only "Invalid input".
+    expect(() => registry.resolveConfig('dataset', 'df40', { root: '/x', framesPerVideo: 'abc' })).toThrow(
+      /framesPerVideo: expected a whole number of frames per video \(0 = all\), or one per split: \{"train": 8, "val": 8, "test": 8\}; got "abc"/,
+    );
     const ds = registry.get('dataset', 'df40').useFactory!(config, noResolver);
     expect(ds).toBeInstanceOf(Df40JsonDataset);
     const folder = registry.get('dataset', 'folder').useFactory!(registry.resolveConfig('dataset', 'folder', { root: '/x', layout: 'ufd' }), noResolver);

@@ -64,12 +64,34 @@ describe('dfd df40 verify', () => {
     expect(report).toEqual(expected);
   });
 
-  it('--json prints exactly {datasets, totals}', async () => {
+  it('--json prints the counts and every bad path; the progress says how many frames failed to decode', async () => {
     const io = captureIO(root);
     expect(await df40Command.run(['verify', '.', '--json'], io)).toBe(0);
-    expect(JSON.parse(io.out())).toEqual(expected);
-    expect(Object.keys(JSON.parse(io.out()))).toEqual(['datasets', 'totals']);
-    expect(io.err()).toBe('decoded 12/12 frames\n'); // progress goes to stderr: 9 decodable + 3 corrupt files
+    const json = JSON.parse(io.out());
+    expect(Object.keys(json)).toEqual(['datasets', 'totals', 'problems', 'unreadable']);
+    expect({ datasets: json.datasets, totals: json.totals }).toEqual(expected);
+    const at = (rel: string) => join(root, 'DF40/alpha', rel);
+    expect(json.problems).toEqual([
+      { dataset: 'alpha', label: 'real', kind: 'missing', count: 1, paths: [at('real/frames/v2/1.png')] },
+      { dataset: 'alpha', label: 'fake', kind: 'missing', count: 4, paths: [0, 1, 2, 3].map((i) => at(`fake/frames/f1/${i}.png`)) },
+      { dataset: 'alpha', label: 'fake', kind: 'empty', count: 1, paths: [at('fake/frames/f1')] },
+      { dataset: 'alpha', label: 'fake', kind: 'corrupt', count: 3, paths: [at('fake/frames/f2/2.png'), at('fake/frames/f3/0.png'), at('fake/frames/f3/1.png')] },
+    ]);
+    expect(json.unreadable).toEqual([]);
+    // progress goes to stderr: 12 files checked, 9 decode, 3 do not (it used to say "decoded 12/12")
+    expect(io.err()).toBe('checked 12/12 frames: 9 decoded, 3 failed to decode\n');
+  });
+
+  it('--all lists every bad path in the table; without it, 3 examples and how many more', async () => {
+    const short = captureIO('/');
+    expect(await df40Command.run(['verify', root], short)).toBe(0);
+    expect(short.out()).toContain(`alpha fake: 4 missing, e.g. ${[0, 1, 2].map((i) => join(root, `DF40/alpha/fake/frames/f1/${i}.png`)).join(', ')} (and 1 more: --all lists every path)`);
+    const all = captureIO('/');
+    expect(await df40Command.run(['verify', root, '--all'], all)).toBe(0);
+    const lines = all.out().split('\n');
+    const at = lines.indexOf('- alpha fake: 4 missing:');
+    expect(lines.slice(at + 1, at + 5)).toEqual([0, 1, 2, 3].map((i) => `    ${join(root, `DF40/alpha/fake/frames/f1/${i}.png`)}`));
+    expect(all.out()).toContain(`- alpha fake: 3 corrupt:\n    ${join(root, 'DF40/alpha/fake/frames/f2/2.png')}\n    ${join(root, 'DF40/alpha/fake/frames/f3/0.png')}\n    ${join(root, 'DF40/alpha/fake/frames/f3/1.png')}\n`);
   });
 
   it('prints a table with a hint per problem', async () => {
@@ -90,7 +112,8 @@ describe('dfd df40 verify', () => {
     await cp(join(root, 'dataset_json'), other, { recursive: true });
     const io = captureIO(root);
     expect(await df40Command.run(['verify', root, '--json-dir', other, '--json', '--prefix', `${AUTHOR}/=`], io)).toBe(0);
-    expect(JSON.parse(io.out())).toEqual(expected);
+    const json = JSON.parse(io.out());
+    expect({ datasets: json.datasets, totals: json.totals }).toEqual(expected);
   });
 
   it('exits 2 when the root or the JSON folder does not exist', async () => {

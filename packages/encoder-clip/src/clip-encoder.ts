@@ -207,7 +207,12 @@ export class ClipEncoder implements Encoder {
       const embeddings = 'embeddings' in input ? input.embeddings : this.embedTokens(input.ids);
       const [n, length, width] = embeddings.shape;
       if (width !== t.hiddenSize) {
-        throw new ClipInputError(`token embeddings have width ${width}; ${this.info.name}'s text tower expects ${t.hiddenSize}`);
+        // The model's short name (ViT-B/16 ...) describes its image tower; the text tower has its own width.
+        throw new ClipInputError(
+          `token embeddings have width ${width}, but this CLIP's text tower is ${t.hiddenSize} wide (text_config.hidden_size; ` +
+            `its image tower ${this.info.name} is ${this.info.visionWidth} wide): build text-side vectors such as prompt contexts ` +
+            `with encoder.info.textWidth (${t.hiddenSize})`,
+        );
       }
       if (length > t.maxPositions) throw new ClipInputError(`text length ${length} exceeds the ${t.maxPositions} positions of ${this.info.name}`);
       if (input.eotIndices.length !== n) throw new ClipInputError(`eotIndices has ${input.eotIndices.length} entries for ${n} texts`);

@@ -35,6 +35,14 @@ describe('tiny CLIP, tfjs towers vs transformers', () => {
     expect(clip.info.logitScale).toBeCloseTo(100, 3);
   });
 
+  it('a text input of the wrong width names the text tower and its width, not the image tower', () => {
+    const wrong = tf.zeros([1, 77, 64]) as tf.Tensor3D; // the vision width, a classic prompt-learner slip
+    expect(() => clip.encodeText({ embeddings: wrong, eotIndices: [3] })).toThrow(
+      /token embeddings have width 64, but this CLIP's text tower is 48 wide \(text_config\.hidden_size; its image tower ViT-\S+ is 64 wide\): .*encoder\.info\.textWidth \(48\)/,
+    );
+    wrong.dispose();
+  });
+
   it('image embeddings, patch tokens and hidden states match', () => {
     const out = clip.encodeImage(pixels, { patchTokens: true, hiddenLayers: [0, 1, 2] });
     expect(out.embeds.shape).toEqual([2, 32]);

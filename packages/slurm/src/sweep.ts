@@ -27,6 +27,7 @@ import {
   readEvents,
   readSweepChild,
   recordEvents,
+  writeRecordJson,
   resolveExperiment,
   resolveSlots,
   resumeRun,
@@ -152,8 +153,8 @@ export async function createSweepParent(request: SweepRequest, io: CliIO, dryRun
   const parent = createRunDirectory(runsDir, experiment.name);
   const sweep: SweepFile = { sweepId: parent.runId, experiment: experimentFile, name: experiment.name, runsDir, sets, configurations, selection };
   const config = { sweep: configurations, sets, experimentFile, selection };
-  // Written here, not left to the event recorder: openRunDirectory (the summary job) needs it.
-  writeFileSync(join(parent.dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  // Written here, whole (the event recorder does not write it): openRunDirectory (the summary job) needs it.
+  writeRecordJson(parent, 'config.json', config);
   const bus = new RunEventBus();
   const recording = recordEvents(bus.events$, parent);
   bus.emit({

@@ -30,7 +30,8 @@ export type Op =
       /** A resumed run (a later run-start in the same run directory): reopen, do not create. */
       resumed: boolean;
     }
-  | { kind: 'log'; params: KeyValue[]; tags: KeyValue[]; metrics: Metric[] }
+  /** `replayed`: a resumed run re-logging steps an interrupted session may already have sent (see `replayedUntilStep`). */
+  | { kind: 'log'; params: KeyValue[]; tags: KeyValue[]; metrics: Metric[]; replayed?: boolean }
   | { kind: 'inputs'; datasets: DatasetInput[] }
   | { kind: 'upload'; name: string; file?: string; bytes?: string }
   | { kind: 'end'; status: Exclude<MlflowRunStatus, 'RUNNING' | 'SCHEDULED'>; endTime: number };
@@ -74,6 +75,7 @@ export function datasetInputs(event: RunStartEvent): DatasetInput[] {
 export class EventTranslator {
   private started = false;
   private lastStep = 0;
+  private replayedUntilStep: number | undefined;
   private nonFiniteCount = 0;
   private warnings: string[] = [];
   /** name → absolute path, in the order first seen (later events with the same name win). */
@@ -148,6 +150,7 @@ export class EventTranslator {
     this.started = true;
     this.config = event.config;
     if (event.resumedFromStep !== undefined) this.lastStep = event.resumedFromStep;
+    this.replayedUntilStep = event.replayedUntilStep;
     const tagMap = new Map<string, string>();
     for (const [key, value] of Object.entries(event.tags)) tagMap.set(runTagKey(key), value);
     tagMap.set('mlflow.runName', event.runName);
@@ -201,7 +204,15 @@ export class EventTranslator {
       // A running count, so a NaN loss is visible on the run page even where the UI skips NaN points.
       metrics.push({ key: 'dfd/nonfinite_values', value: this.nonFiniteCount, timestamp: Math.round(event.time), step: this.lastStep });
     }
-    return metrics.length ? [{ kind: 'log', params: [], tags: [], metrics }] : [];
+    if (!metrics.length) return [];
+    return [{ kind: 'log', params: [], tags: [], metrics, ...(this.isReplay(event) ? { replayed: true } : {}) }];
+  }
+
+  /** An event of a resumed run at a step the interrupted session had already recorded (a step, an evaluation ...). */
+  private isReplay(event: RunEvent): boolean {
+    if (this.replayedUntilStep === undefined) return false;
+    const step = event.type === 'step' || event.type === 'epoch' || event.type === 'eval' ? event.step : undefined;
+    return step !== undefined && step <= this.replayedUntilStep;
   }
 
   private end(event: Extract<RunEvent, { type: 'end' }>): Op[] {

@@ -46,6 +46,7 @@ export class FatalSyncError extends Error {
 const placeholderParents = new Map<string, Promise<string>>();
 
 const isLogOnly = (item: IndexedOps) => item.ops.every((op) => op.kind === 'log');
+const isReplay = (item: IndexedOps) => item.ops.some((op) => op.kind === 'log' && op.replayed === true);
 
 /** The identity of a metric point on the server (sqlite clamps ±Inf to ±Number.MAX_VALUE). */
 function pointKey(key: string, step: number, timestamp: number, value: unknown): string {
@@ -112,7 +113,8 @@ export class MlflowRunWriter {
         let points = item.ops.reduce((n, op) => n + (op.kind === 'log' ? op.metrics.length : 0), 0);
         let j = i + 1;
         const max = this.options.maxPointsPerSend ?? 10_000;
-        while (j < items.length && isLogOnly(items[j]!) && points < max) {
+        // Replayed steps (after a resume) are sent apart: they are checked against the server by step.
+        while (j < items.length && isLogOnly(items[j]!) && isReplay(items[j]!) === isReplay(item) && points < max) {
           points += items[j]!.ops.reduce((n, op) => n + (op.kind === 'log' ? op.metrics.length : 0), 0);
           segment.push(items[j]!);
           j++;
@@ -120,7 +122,7 @@ export class MlflowRunWriter {
         if (!this.target.runId) {
           throw new Error(`internal: metrics at event ${item.index} before the run was created (events.jsonl must start with run-start)`);
         }
-        await this.sendLog(mergeLogs(segment.flatMap((s) => s.ops)), { first: item.index, last: segment[segment.length - 1]!.index });
+        await this.sendLog(mergeLogs(segment.flatMap((s) => s.ops)), { first: item.index, last: segment[segment.length - 1]!.index }, isReplay(item));
         this.advance(segment[segment.length - 1]!, segment.length);
         i = j;
       } else {
@@ -154,7 +156,7 @@ export class MlflowRunWriter {
       case 'start':
         return this.start(op, range);
       case 'log':
-        return this.sendLog(op, range);
+        return this.sendLog(op, range, op.replayed === true);
       case 'inputs':
         await this.guard(() => this.client.logInputs(this.runId(), op.datasets), { inputs: op.datasets });
         return;
@@ -292,11 +294,12 @@ export class MlflowRunWriter {
     this.stats.uploads++;
   }
 
-  private async sendLog(batch: LogBatchPayload, range: EventRange | 'extras'): Promise<void> {
+  private async sendLog(batch: LogBatchPayload, range: EventRange | 'extras', replayed = false): Promise<void> {
     const runId = this.runId();
     let metrics = batch.metrics ?? [];
     const uncertain = range === 'extras' ? this.extrasUncertain : range.first < (this.target.uncertainUntil ?? 0);
-    if (uncertain && metrics.length) metrics = await this.reconcile(runId, metrics);
+    if (replayed && metrics.length) metrics = await this.withoutLoggedSteps(runId, metrics);
+    else if (uncertain && metrics.length) metrics = await this.reconcile(runId, metrics);
     const payload: LogBatchPayload = { params: batch.params ?? [], tags: batch.tags ?? [], metrics };
     if (!payload.params!.length && !payload.tags!.length && !metrics.length) return;
     try {
@@ -356,6 +359,21 @@ export class MlflowRunWriter {
       if (isFatalForRun(error)) throw new FatalSyncError((error as Error).message);
       this.reject(payload, error as Error);
     }
+  }
+
+  /**
+   * A resumed run replays the steps after its checkpoint; the interrupted session may have sent them already
+   * (with other timestamps). MLflow cannot replace a point, so a replayed point is sent only when the server
+   * has none for that key and step: each step appears once.
+   */
+  private async withoutLoggedSteps(runId: string, metrics: Metric[]): Promise<Metric[]> {
+    const logged = new Set<string>();
+    for (const key of new Set(metrics.map((m) => m.key))) {
+      for (const point of await this.call(() => this.client.getMetricHistory(runId, key))) logged.add(`${point.key}\u0000${Number(point.step)}`);
+    }
+    const missing = metrics.filter((m) => !logged.has(`${m.key}\u0000${m.step}`));
+    this.stats.reconciledPoints += metrics.length - missing.length;
+    return missing;
   }
 
   /** Drops the points the server already has (as a multiset: a point logged twice on purpose stays twice). */

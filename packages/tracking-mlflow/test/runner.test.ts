@@ -6,11 +6,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { filter, take } from 'rxjs';
-import { readEvents, resumeRun, runExperiment, runPipeline, type Tracker } from '@dfd/core';
-import { existsSync, readFileSync } from 'node:fs';
+import { readEvents, resumeRun, runExperiment, runPipeline, RunRecordError, type RunEvent, type Tracker } from '@dfd/core';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mlflowPlugin, mlflowRunLocator, REJECTED_FILE } from '@dfd/tracking-mlflow';
 import { toyExperiment, toyPlugin } from '../../core/test/support/toy-plugin.js';
+import { mountSmallDisk } from '../../core/test/support/tmpfs.js';
 import { tempRunsDir } from './support/run-dir.js';
 import { mlflowUri, testClient, unique } from './support/mlflow.js';
 
@@ -55,6 +57,51 @@ describe('with the core runner', () => {
     expect(events.filter((e) => e.type === 'run-start')).toHaveLength(2);
     const artifacts = (await client.listArtifacts(run.info.run_id)).map((f) => f.path);
     expect(artifacts).toEqual(expect.arrayContaining(['config.json', 'selected.json', 'test-scores.csv', 'checkpoints']));
+  });
+
+  it('marks the MLflow run FAILED when a checkpoint cannot be written (a real full disk); resume finishes it with each step once', async () => {
+    const disk = mountSmallDisk(3);
+    try {
+      const name = unique('full-disk');
+      const tracking = [{ use: 'mlflow', config: { trackingUri: mlflowUri(), flushIntervalMs: 200 } }];
+      const data = mkdtempSync(join(tmpdir(), 'dfd-mlflow-data-'));
+      const experiment = {
+        ...toyExperiment(join(disk.dir, 'runs'), { name, tracking, dataset: { use: 'toy', config: { root: data } } }),
+        pluginObjects: [toyPlugin, mlflowPlugin],
+      };
+      let freed = false;
+      const switcher: Tracker = {
+        name: 'disk-switch',
+        attach(events) {
+          events.subscribe((event: RunEvent) => {
+            if (event.type === 'checkpoint' && event.kind === 'last' && event.step === 4) disk.fill();
+            if (event.type === 'warning' && event.source === 'runner' && !freed) {
+              freed = true;
+              disk.free();
+            }
+          });
+        },
+        async close() {},
+      };
+      await expect(runExperiment(experiment, { trackers: [switcher] })).rejects.toThrow(RunRecordError);
+      disk.free();
+      const client = testClient();
+      const experimentId = (await client.getExperimentByName(name))!.experiment_id;
+      const [failed] = (await client.searchRuns({ experimentIds: [experimentId] })).runs;
+      expect(failed!.info.status).toBe('FAILED');
+
+      const runDir = join(disk.dir, 'runs', name, readdirSync(join(disk.dir, 'runs', name))[0]!);
+      const resumed = await resumeRun(runDir, { plugins: [toyPlugin, mlflowPlugin] });
+      expect(resumed.status).toBe('finished');
+      const { runs } = await client.searchRuns({ experimentIds: [experimentId] });
+      expect(runs).toHaveLength(1);
+      expect(runs[0]!.info.status).toBe('FINISHED');
+      // Steps 5.. were logged before the failure and replayed by the resume: each is in MLflow once.
+      const loss = await client.getMetricHistory(runs[0]!.info.run_id, 'train/loss');
+      expect(loss.map((m) => Number(m.step)).sort((a, b) => a - b)).toEqual(Array.from({ length: resumed.steps }, (_, i) => i + 1));
+    } finally {
+      disk.unmount();
+    }
   });
 });
 

@@ -2,7 +2,8 @@
  * report.html: one self-contained page (no scripts, no external resources; a CSP forbids fetching any), so
  * it opens from a run directory, an artifact store or an e-mail attachment alike.
  */
-import type { EvaluationReport, MetricValues } from '../contracts.js';
+import type { Coverage, CoverageCounts, EvaluationReport, MetricValues } from '../contracts.js';
+import { dropSummary, incompleteSubsets, isSubsetComplete } from './coverage.js';
 import { MEAN_KEY } from './evaluate.js';
 import { escapeXml } from './svg.js';
 
@@ -51,21 +52,42 @@ const COLUMNS: Column[] = [
   },
 ];
 
-function row(name: string, values: MetricValues, cls: string): string {
-  const cells = COLUMNS.map((c) => `<td>${escapeXml(c.cell(values))}</td>`).join('');
+/** The coverage cell beside `n`: frames and videos scored of those listed, and why the rest were dropped. */
+function coverageCell(counts: CoverageCounts | undefined): string {
+  if (!counts) return '<td class="coverage">—</td>';
+  const reasons = dropSummary(counts);
+  const complete = isSubsetComplete(counts);
+  const text = `${counts.frames.scored} / ${counts.frames.listed} frames · ${counts.videos.scored} / ${counts.videos.listed} videos`;
+  return `<td class="coverage${complete ? '' : ' incomplete'}">${escapeXml(text)}${reasons ? `<br><span class="dropped">dropped: ${escapeXml(reasons)}</span>` : ''}</td>`;
+}
+
+function row(name: string, values: MetricValues, cls: string, coverage?: Coverage, key?: string): string {
+  const [first, ...rest] = COLUMNS.map((c) => `<td>${escapeXml(c.cell(values))}</td>`);
+  const counts = key === undefined ? undefined : key === 'overall' ? coverage?.overall : coverage?.subsets[key];
+  const cells = coverage ? [first, coverageCell(counts), ...rest].join('') : [first, ...rest].join('');
   return `<tr class="${cls}"><th scope="row">${escapeXml(name)}</th>${cells}</tr>`;
+}
+
+/** A notice above the table when the numbers do not cover every listed frame. */
+function coverageNotice(coverage: Coverage | undefined): string {
+  if (!coverage || coverage.complete) return '';
+  const lines = incompleteSubsets(coverage).map((l) => `<li>${escapeXml(l)}</li>`).join('');
+  return `<div class="coverage-notice"><b>Coverage below 100%:</b> these numbers leave out listed frames. Runs on different copies of the data are not comparable unless their coverage matches. The dropped files are listed in test-dropped.csv.<ul>${lines}</ul></div>`;
 }
 
 export function reportHtml(report: EvaluationReport, plots: HtmlPlot[], meta: { evaluator: string; created: string }): string {
   const subsetNames = Object.keys(report.subsets).filter((s) => s !== MEAN_KEY);
+  const coverage = report.coverage;
   const rows = [
-    ...subsetNames.map((s) => row(s, report.subsets[s]!, 'subset')),
-    ...(report.subsets[MEAN_KEY] ? [row(`mean of ${subsetNames.length} subsets`, report.subsets[MEAN_KEY], 'mean')] : []),
+    ...subsetNames.map((s) => row(s, report.subsets[s]!, 'subset', coverage, s)),
+    ...(report.subsets[MEAN_KEY] ? [row(`mean of ${subsetNames.length} subsets`, report.subsets[MEAN_KEY], 'mean', coverage)] : []),
     // Declared groups (e.g. test sets whose artefact family training saw / did not see), each its own mean.
-    ...Object.entries(report.groups ?? {}).map(([group, values]) => row(`mean of ${group}`, values, 'mean group')),
-    row('overall (all frames pooled)', report.overall, 'overall'),
+    ...Object.entries(report.groups ?? {}).map(([group, values]) => row(`mean of ${group}`, values, 'mean group', coverage)),
+    row('overall (all frames pooled)', report.overall, 'overall', coverage, 'overall'),
   ];
-  const header = COLUMNS.map((c) => `<th scope="col" title="${escapeXml(c.title)}">${escapeXml(c.header)}</th>`).join('');
+  const headers = COLUMNS.map((c) => `<th scope="col" title="${escapeXml(c.title)}">${escapeXml(c.header)}</th>`);
+  const coverageHeader = `<th scope="col" title="frames and videos scored of those the dataset listed; dropped ones by reason (missing, empty, corrupt, no-extras)">coverage</th>`;
+  const header = (coverage ? [headers[0], coverageHeader, ...headers.slice(1)] : headers).join('');
   const figures = plots.map((p) => {
     const body = p.svg ?? `<p class="no-curve">no ROC curve: this set has a single class</p>`;
     const link = p.png ? ` · <a href="${escapeXml(p.png)}">PNG</a>` : '';
@@ -92,6 +114,8 @@ tr.mean { font-weight: bold; background: #f6f8fb; } tr.overall { background: #fb
 table.protocol td { text-align: left; white-space: normal; }
 /* The metrics table has a dozen columns: it scrolls inside its box on narrow windows, the page does not. */
 .wide { overflow-x: auto; max-width: 100%; }
+td.coverage.incomplete { background: #fdecea; color: #8a1c12; } .dropped { font-size: 11px; }
+.coverage-notice { border: 1px solid #e0a39b; background: #fdf3f1; padding: 8px 12px; margin: 0 0 12px; font-size: 13px; max-width: 900px; }
 .note { font-size: 12px; color: #555; max-width: 900px; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
 figure { margin: 0; border: 1px solid #e2e2e2; padding: 6px; }
@@ -102,6 +126,7 @@ figcaption { font-size: 12px; text-align: center; color: #333; }
 <body>
 <h1>Evaluation report</h1>
 <p class="meta">evaluator <b>${escapeXml(meta.evaluator)}</b> · written ${escapeXml(meta.created)} · labels 0 = real, 1 = fake; scores are P(fake)</p>
+${coverageNotice(coverage)}
 <div class="wide">
 <table class="metrics">
 <thead><tr><th scope="col">set</th>${header}</tr></thead>

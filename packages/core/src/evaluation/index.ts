@@ -7,3 +7,4 @@ export * from './report-writer.js';
 export * from './binary-evaluator.js';
 export * from './df40-evaluator.js';
 export * from './polyline.js';
+export * from './coverage.js';

@@ -120,6 +120,7 @@ export async function writeEvaluationReport(
     subsets: report.subsets,
     ...(report.groups ? { groups: report.groups } : {}),
     protocol: report.protocol,
+    ...(report.coverage ? { coverage: report.coverage } : {}),
     roc: Object.fromEntries(
       sets
         .filter((s) => s.frame)

@@ -21,7 +21,7 @@
  *   with the inner loader.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch, BatchLoader, BatchSource, BatchSourceOptions, FrozenImageEncoder, Sample } from '../contracts.js';
+import type { Batch, BatchLoader, BatchSource, BatchSourceOptions, DropReason, FrozenImageEncoder, Sample } from '../contracts.js';
 import { ensureBackend } from '../backend.js';
 import { rngFor } from '../rng.js';
 import { join } from 'node:path';
@@ -122,6 +122,11 @@ export class FeatureCacheLoader implements BatchLoader {
   skipped(): { count: number; messages: string[] } {
     const inner = this.options.inner.skipped?.() ?? { count: 0, messages: [] };
     return { count: inner.count + this.messages.length, messages: [...this.messages, ...inner.messages] };
+  }
+
+  /** The inner loader's reason for a sample it left out (for evaluation coverage); otherwise unreadable features. */
+  dropReason(sample: Sample): { reason: DropReason; message: string } | undefined {
+    return this.options.inner.dropReason?.(sample);
   }
 
   skipCounts() {

@@ -8,7 +8,9 @@
  *   <dir>/<namespace>/<ab>/<digest>.f32   one embedding (or `.f16`: patch tokens in half precision)
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { assertRealFilesystem } from '../run/filesystem.js';
 import { join } from 'node:path';
 import { fromFloat16, toFloat16 } from './float16.js';
 
@@ -47,9 +49,11 @@ export class FeatureStore {
     this.extension = dtype === 'float16' ? '.f16' : '.f32';
   }
 
-  /** Creates the namespace folder and its manifest (once). */
+  /** Creates the namespace folder and its manifest (once), and removes what killed fills left behind. */
   async open(manifestKey: Record<string, unknown>): Promise<void> {
+    assertRealFilesystem(this.path, 'feature cache folder');
     await mkdir(this.path, { recursive: true });
+    await removeAbandonedTemporaries(this.path);
     const manifestPath = join(this.path, 'manifest.json');
     if (!existsSync(manifestPath)) {
       const manifest: StoreManifest = { format: FEATURE_STORE_FORMAT, key: manifestKey, dim: this.dim, dtype: this.dtype, createdAt: new Date().toISOString() };
@@ -105,8 +109,56 @@ export class FeatureStore {
   }
 
   private async atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
-    const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
-    await writeFile(tmp, data);
-    await rename(tmp, path);
+    // The writer's pid and host are in the name, so a later open can tell an abandoned file from a live one.
+    const tmp = `${path}.${process.pid}@${hostname()}.${++tmpCounter}.tmp`;
+    try {
+      await writeFile(tmp, data);
+      await rename(tmp, path);
+    } catch (error) {
+      await rm(tmp, { force: true });
+      throw error;
+    }
   }
+}
+
+/** Temporary entries from another host are abandoned after this long (a write takes milliseconds). */
+const FOREIGN_TMP_MAX_AGE_MS = 10 * 60 * 1000;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A `*.tmp` entry whose writer is gone: a dead process on this host, or an old file from another host. */
+function abandoned(folder: string, name: string): boolean {
+  const match = /\.(\d+)(?:@(.+))?\.\d+\.tmp$/.exec(name);
+  if (!match) return false;
+  const host = match[2];
+  if (host === undefined || host === hostname()) return !processAlive(Number(match[1]));
+  try {
+    return Date.now() - statSync(join(folder, name)).mtimeMs > FOREIGN_TMP_MAX_AGE_MS;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the temporary files of fills that were killed (kill -9, a node crash) before renaming them into
+ * place. Shards filling the same cache at once keep theirs: only dead writers' files go.
+ */
+export async function removeAbandonedTemporaries(root: string): Promise<string[]> {
+  const removed: string[] = [];
+  const folders = [root, ...(await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => join(root, e.name))];
+  for (const folder of folders) {
+    for (const name of await readdir(folder).catch(() => [] as string[])) {
+      if (!name.endsWith('.tmp') || !abandoned(folder, name)) continue;
+      await rm(join(folder, name), { force: true });
+      removed.push(join(folder, name));
+    }
+  }
+  return removed;
 }

@@ -10,8 +10,10 @@ import { TOKENS } from '../di.js';
 import { ensureBackend } from '../backend.js';
 import { loadCheckpoint, restoreModel } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment } from './assemble.js';
-import { openRunDirectory } from './run-directory.js';
+import { openRunDirectory, readRecordedConfig } from './run-directory.js';
 import { definitionFromRecorded, scoreSource, type RunContext } from './runner.js';
+
+export type Prediction = { path: string; score: number; error?: undefined } | { path: string; score?: undefined; error: string };
 
 export interface LoadedRun {
   runDir: string;
@@ -19,12 +21,14 @@ export interface LoadedRun {
   assembled: AssembledExperiment;
   /** P(fake) for each image path, in order. Missing files are an error naming them; corrupt ones too. */
   predict(paths: string[], batchSize?: number): Promise<number[]>;
+  /** P(fake) for each image that loads, and for each one that does not, why: one bad file never stops the others. */
+  predictEach(paths: string[], batchSize?: number): Promise<Prediction[]>;
   dispose(): void;
 }
 
 export async function loadRun(runDir: string, options: { plugins?: Plugin[]; checkpoint?: 'best' | 'last'; cwd?: string } = {}): Promise<LoadedRun> {
   const run = openRunDirectory(runDir);
-  const experiment = definitionFromRecorded(JSON.parse(readFileSync(join(run.dir, 'config.json'), 'utf8')));
+  const experiment = definitionFromRecorded(readRecordedConfig(run));
   const given = options.plugins ?? [];
   const plugins = [...given, ...(await importPlugins(experiment.plugins.filter((n) => !given.some((p) => p.name === n)), options.cwd))];
   const registry = buildRegistry(plugins);
@@ -44,25 +48,37 @@ export async function loadRun(runDir: string, options: { plugins?: Plugin[]; che
     assembled.dispose();
     throw error;
   }
-  return {
+  const loaded: LoadedRun = {
     runDir: run.dir,
     checkpoint,
     assembled,
-    async predict(paths, batchSize = experiment.trainer.evalBatchSize) {
+    async predictEach(paths, batchSize = experiment.trainer.evalBatchSize) {
+      const present = paths.filter((p) => existsSync(p));
+      const samples: Sample[] = present.map((path) => ({ id: path, path, label: 0, subset: 'predict', split: 'test', videoId: path }));
+      const loader = assembled.loader;
+      const source = loader.create(samples, { split: 'test', batchSize, shuffle: false, augment: false, seed: experiment.seed, needs: assembled.detector.needs });
+      const scored = samples.length ? await scoreSource(assembled.detector, source) : { paths: [], scores: [] };
+      const byPath = new Map(scored.paths.map((p, i) => [p, scored.scores[i]!]));
+      const sampleOf = new Map(samples.map((s) => [s.path, s]));
+      return paths.map((path): Prediction => {
+        const score = byPath.get(path);
+        if (score !== undefined) return { path, score };
+        if (!sampleOf.has(path)) return { path, error: 'file not found' };
+        const why = loader.dropReason?.(sampleOf.get(path)!)?.message ?? 'could not be decoded (corrupt or not an image)';
+        return { path, error: why };
+      });
+    },
+    async predict(paths, batchSize) {
       const missing = paths.filter((p) => !existsSync(p));
       if (missing.length) throw new Error(`image${missing.length > 1 ? 's' : ''} not found: ${missing.join(', ')}`);
-      const samples: Sample[] = paths.map((path) => ({ id: path, path, label: 0, subset: 'predict', split: 'test', videoId: path }));
-      const source = assembled.loader.create(samples, { split: 'test', batchSize, shuffle: false, augment: false, seed: experiment.seed, needs: assembled.detector.needs });
-      const scored = await scoreSource(assembled.detector, source);
-      const byPath = new Map(scored.paths.map((p, i) => [p, scored.scores[i]!]));
-      const unreadable = paths.filter((p) => !byPath.has(p));
-      if (unreadable.length) {
-        throw new Error(`could not decode ${unreadable.join(', ')} (corrupt or not an image: ${assembled.loader.skipped?.().messages.slice(0, 3).join(' | ') ?? ''})`);
-      }
-      return paths.map((p) => byPath.get(p)!);
+      const results = await loaded.predictEach(paths, batchSize);
+      const failed = results.filter((r) => r.error !== undefined);
+      if (failed.length) throw new Error(`could not decode ${failed.map((r) => `${r.path} (${r.error})`).join(', ')}`);
+      return results.map((r) => r.score!);
     },
     dispose() {
       assembled.dispose();
     },
   };
+  return loaded;
 }

@@ -3,22 +3,38 @@
  * selection on validation → load the selected weights → evaluate once on test → report → end event.
  * `resumeRun` continues a killed run from its `last` checkpoint to the same weights.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { config as rxjsConfig, type Subscription } from 'rxjs';
-import * as tf from '@tensorflow/tfjs';
-import type { BatchSource, Detector, EvaluationReport, Sample, ScoredSet, SkipCount, Split, Tracker } from '../contracts.js';
+import type { Detector, EvaluationReport, Split, Tracker } from '../contracts.js';
 import { RunEventBus, type RunStatus } from '../events.js';
 import { resolveExperiment, type ExperimentInCode, type ResolvedExperiment } from '../experiment.js';
 import type { Plugin } from '../plugin.js';
-import { Rng, rngFor } from '../rng.js';
+import { Rng } from '../rng.js';
 import { TOKENS } from '../di.js';
 import { describeBackend, ensureBackend } from '../backend.js';
-import { Trainer } from '../train/trainer.js';
-import { loadCheckpoint, restoreModel } from '../train/checkpoint.js';
+import { Trainer, type TrainingOutcome } from '../train/trainer.js';
+import { loadCheckpoint, restoreModel, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { assemble, buildRegistry, importPlugins, resolveSlots, type AssembledExperiment, type ResolvedSlots } from './assemble.js';
-import { createRunDirectory, openRunDirectory, readEvents, recordEvents, writeJson, type RunDirectory } from './run-directory.js';
+import {
+  createRunDirectory,
+  discardRunDirectory,
+  openRunDirectory,
+  readEvents,
+  readRecordedConfig,
+  recordEvents,
+  removeStaleTemporaries,
+  rewindRecord,
+  writeRecordJson,
+  type EventRecorder,
+  type RunDirectory,
+} from './run-directory.js';
+import { evalSourceFor, evaluateTest, listSamples, listSplit, requireComplete, scoreSplit, subsetsOf } from './evaluate-split.js';
 import { attachProgress } from './progress.js';
+import { RunInterrupted, throwIfAborted } from './interrupt.js';
+
+export { RunInterrupted } from './interrupt.js';
+export { IncompleteEvaluationError, scoreSource, skipFacts } from './evaluate-split.js';
 import { collectRunTags } from './tags.js';
 import { applyInit, readInitRecord, writeInitRecord, type InitRecord } from './init-weights.js';
 
@@ -127,6 +143,7 @@ export function definitionFromRecorded(recorded: Record<string, unknown>): Resol
     evaluator: asRef(r.evaluator)!,
     data: r.data,
     trainer: r.trainer,
+    evaluation: r.evaluation,
     tracking: (r.tracking ?? []).map(asRef),
     runsDir: r.runsDir,
     ...(r.init ? { init: r.init } : {}),
@@ -134,87 +151,127 @@ export function definitionFromRecorded(recorded: Record<string, unknown>): Resol
   });
 }
 
-/** The subsets of a split: the experiment's choice, else for test the evaluator's protocol subsets (DF40's 8). */
-function subsetsOf(assembled: AssembledExperiment, experiment: ResolvedExperiment, split: Split): string[] | undefined {
-  return experiment.data[split].subsets ?? (split === 'test' ? assembled.evaluator.subsets : undefined);
-}
-
-async function listSamples(assembled: AssembledExperiment, experiment: ResolvedExperiment, split: Split): Promise<Sample[]> {
-  const selection = experiment.data[split];
-  const samples = await assembled.dataset.samples({ split, subsets: subsetsOf(assembled, experiment, split) });
-  if (selection.limit !== undefined && samples.length > selection.limit) {
-    // A seeded subset, stable across runs, in listing order (so evaluation order stays readable).
-    const keep = new Set(rngFor(experiment.seed, `limit/${split}`).shuffle([...samples.keys()]).slice(0, selection.limit));
-    return samples.filter((_, index) => keep.has(index));
-  }
-  return samples;
-}
-
-/**
- * The loader's policy skips of evaluation splits as protocol facts of the test report, e.g.
- * `test_skipped_no_extras: 3` and `test_skipped_no_extras_subsets: "heygen:2, stargan:1"`.
- */
-export function skipFacts(counts: SkipCount[], splits: Split[]): Record<string, string | number> {
-  const facts: Record<string, string | number> = {};
-  const groups = new Map<string, SkipCount[]>();
-  for (const count of counts) {
-    if (!splits.includes(count.split) || count.count === 0) continue;
-    const key = `${count.split}_skipped_${count.reason.replace(/[^a-z0-9]+/gi, '_')}`;
-    groups.set(key, [...(groups.get(key) ?? []), count]);
-  }
-  for (const [key, group] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
-    facts[key] = group.reduce((sum, c) => sum + c.count, 0);
-    facts[`${key}_subsets`] = group
-      .sort((a, b) => a.subset.localeCompare(b.subset))
-      .map((c) => `${c.subset}:${c.count}`)
-      .join(', ');
-  }
-  return facts;
-}
-
-/** Scores every sample of a source with the detector in eval mode. */
-export async function scoreSource(detector: Detector, source: BatchSource): Promise<ScoredSet & { paths: string[] }> {
-  const scores: number[] = [];
-  const labels: number[] = [];
-  const subsets: string[] = [];
-  const videoIds: string[] = [];
-  const paths: string[] = [];
-  for await (const batch of source.batches(0)) {
-    const probabilities = tf.tidy(() => detector.probabilities(detector.forward(batch, false)));
-    const values = await probabilities.data();
-    probabilities.dispose();
-    batch.samples.forEach((sample, i) => {
-      scores.push(values[i]!);
-      labels.push(sample.label);
-      subsets.push(sample.subset);
-      videoIds.push(sample.videoId);
-      paths.push(sample.path);
-    });
-    batch.dispose();
-  }
-  return { scores, labels, subsets, videoIds, paths };
-}
-
-function csvField(value: string): string {
-  return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
-async function writeScoresCsv(path: string, scored: ScoredSet & { paths: string[] }): Promise<void> {
-  const { writeFile } = await import('node:fs/promises');
-  const lines = ['path,subset,video,label,score'];
-  for (let i = 0; i < scored.paths.length; i++) {
-    lines.push(
-      [csvField(scored.paths[i]!), csvField(scored.subsets![i]!), csvField(scored.videoIds![i]!), String(scored.labels[i]), String(scored.scores[i])].join(','),
-    );
-  }
-  await writeFile(path, `${lines.join('\n')}\n`);
-}
-
 interface Execution {
   experiment: ResolvedExperiment;
   plugins: Plugin[];
   run: RunDirectory;
   resumeFrom?: string;
+  /** This call created the run directory (a new run): a start-up failure removes it again. */
+  created: boolean;
+}
+
+/** What one execution holds while it runs. */
+interface Session {
+  experiment: ResolvedExperiment;
+  run: RunDirectory;
+  bus: RunEventBus;
+  recorder: EventRecorder;
+  subscriptions: Subscription[];
+  trackers: Tracker[];
+  assembled?: AssembledExperiment;
+  trainer?: Trainer;
+  signal?: AbortSignal;
+  /** The run-start event is out: from here on the record is the run's, failures end it as `failed`. */
+  started: boolean;
+  /** A resume replays steps up to this one that the interrupted session had recorded. */
+  replayedUntilStep?: number;
+  /** Warnings raised before run-start, emitted right after it (events.jsonl begins with run-start). */
+  early: Array<{ source: string; message: string }>;
+}
+
+function warn(session: Session, source: string, message: string): void {
+  if (session.started) session.bus.emit({ type: 'warning', source, message });
+  else session.early.push({ source, message });
+}
+
+function openSession(execution: Execution, options: RunOptions): Session {
+  const bus = new RunEventBus();
+  activeBuses.add(bus);
+  const recorder = recordEvents(bus.events$, execution.run);
+  const subscriptions: Subscription[] = [recorder];
+  const progress = options.progress ?? false;
+  if (progress) subscriptions.push(attachProgress(bus.events$, progress === true ? process.stderr : progress));
+  return { experiment: execution.experiment, run: execution.run, bus, recorder, subscriptions, trackers: [], signal: options.signal, started: false, early: [] };
+}
+
+async function attachTrackers(session: Session, options: RunOptions): Promise<void> {
+  const { run, experiment, bus } = session;
+  session.trackers.push(...session.assembled!.trackers, ...(options.trackers ?? []));
+  for (const tracker of session.trackers) {
+    try {
+      await tracker.attach(bus.events$, { runId: run.runId, experiment: experiment.name, runDir: run.dir, parentRunId: options.parentRunId });
+    } catch (error) {
+      warn(session, `tracker:${tracker.name}`, `attach failed, tracker detached: ${(error as Error).message}`);
+    }
+  }
+}
+
+function reportDatasetIssues(session: Session): void {
+  const issues = session.assembled!.dataset.issues?.();
+  if (issues && issues.missing + issues.empty + issues.corrupt > 0) {
+    warn(session, 'dataset', `dataset problems: ${issues.missing} missing, ${issues.empty} empty, ${issues.corrupt} corrupt. ${issues.messages.slice(0, 5).join(' | ')}`);
+  }
+}
+
+function resumedStepOf(checkpoint: LoadedCheckpoint, path: string): number {
+  if ('weightsOnly' in checkpoint.state) throw new Error(`${path} is a weights-only checkpoint; resume needs last.safetensors`);
+  return checkpoint.state.position.step;
+}
+
+/** Resume only: the temporary files a kill left behind go, and the record is cut back to the checkpoint. */
+function prepareResume(session: Session, resumedStep: number): void {
+  for (const path of removeStaleTemporaries(session.run.checkpointsDir)) warn(session, 'resume', `removed ${path}, left by an interrupted checkpoint write`);
+  for (const path of removeStaleTemporaries(session.run.dir)) warn(session, 'resume', `removed ${path}, left by an interrupted write`);
+  const { superseded, replayedUntilStep } = rewindRecord(session.run, resumedStep);
+  if (superseded) warn(session, 'resume', `${superseded} events after step ${resumedStep} are replayed by this resume; the earlier copies moved to events.superseded.jsonl`);
+  session.replayedUntilStep = replayedUntilStep;
+}
+
+/** The run-start event, with config.json written whole first (a failure here leaves no run behind). */
+async function startRecord(
+  session: Session,
+  execution: Execution,
+  options: RunOptions,
+  details: { slots: ResolvedSlots; backend: string; selectBy: 'val' | 'last'; resumedStep?: number; parent?: InitRecord },
+): Promise<void> {
+  const { experiment, run, bus, assembled, trainer } = session;
+  const { slots } = details;
+  const config = recordedConfig(experiment, slots, execution.plugins);
+  if (execution.created) writeRecordJson(run, 'config.json', config);
+  const digest = async (split: Split) => (await assembled!.dataset.digest?.({ split, subsets: subsetsOf(assembled!, experiment, split) })) ?? 'unknown';
+  const source = JSON.stringify(slots.dataset.config);
+  const datasets = [
+    { name: `${slots.dataset.use}:train`, digest: await digest('train'), source, context: 'training' as const },
+    { name: `${slots.dataset.use}:val`, digest: await digest('val'), source, context: 'validation' as const },
+    { name: `${slots.dataset.use}:test`, digest: await digest('test'), source, context: 'testing' as const },
+  ];
+  const { parent } = details;
+  const tags = {
+    ...(await collectRunTags(execution.plugins, options.cwd)),
+    'dfd.backend': details.backend,
+    'dfd.protocol.selection': details.selectBy,
+    'dfd.seed': String(experiment.seed),
+    ...(experiment.stage ? { 'dfd.stage': experiment.stage } : {}),
+    ...(parent ? parentTags(parent) : {}),
+  };
+  const parentRunId = options.parentRunId ?? parent?.runId;
+  bus.emit({
+    type: 'run-start',
+    runId: run.runId,
+    experiment: experiment.name,
+    runName: experiment.stage ? `${experiment.name}-${experiment.stage}-${run.runId}` : `${experiment.name}-${run.runId}`,
+    runDir: run.dir,
+    config,
+    tags,
+    datasets,
+    totalSteps: trainer!.totalSteps,
+    ...(details.resumedStep !== undefined ? { resumedFromStep: details.resumedStep } : {}),
+    ...(session.replayedUntilStep !== undefined ? { replayedUntilStep: session.replayedUntilStep } : {}),
+    ...(parentRunId ? { parentRunId } : {}),
+    ...(parent && !options.parentRunId ? { parentRunDir: parent.runDir } : {}),
+  });
+  session.started = true;
+  for (const { source: from, message } of session.early.splice(0)) bus.emit({ type: 'warning', source: from, message });
 }
 
 async function execute(execution: Execution, options: RunOptions): Promise<RunResult> {
@@ -222,58 +279,41 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
   installTrackerErrorBackstop();
   const registry = buildRegistry(plugins);
   const slots = resolveSlots(experiment, registry);
-  const backend = await ensureBackend(experiment.backend);
-  const bus = new RunEventBus();
-  activeBuses.add(bus);
-  const subscriptions: Subscription[] = [recordEvents(bus.events$, run)];
-  const progress = options.progress ?? false;
-  if (progress) subscriptions.push(attachProgress(bus.events$, progress === true ? process.stderr : progress));
-
+  const session = openSession(execution, options);
+  const { bus } = session;
   const context: RunContext = {
     runId: run.runId,
     runDir: run.dir,
     experiment: experiment.name,
     seed: experiment.seed,
-    warn: (source, message) => bus.emit({ type: 'warning', source, message }),
+    warn: (source, message) => warn(session, source, message),
   };
-  let assembled: AssembledExperiment | undefined;
-  let trainer: Trainer | undefined;
-  const trackers: Tracker[] = [];
   const result: RunResult = { runId: run.runId, runDir: run.dir, status: 'failed', steps: 0 };
   try {
-    assembled = assemble(experiment, registry, slots, { seed: experiment.seed, values: [[TOKENS.RunContext, context]] });
-    trackers.push(...assembled.trackers, ...(options.trackers ?? []));
-    for (const tracker of trackers) {
-      try {
-        await tracker.attach(bus.events$, { runId: run.runId, experiment: experiment.name, runDir: run.dir, parentRunId: options.parentRunId });
-      } catch (error) {
-        bus.emit({ type: 'warning', source: `tracker:${tracker.name}`, message: `attach failed, tracker detached: ${(error as Error).message}` });
-      }
-    }
+    const backend = await ensureBackend(experiment.backend);
+    const assembled = assemble(experiment, registry, slots, { seed: experiment.seed, values: [[TOKENS.RunContext, context]] });
+    session.assembled = assembled;
+    const resume = execution.resumeFrom ? await loadCheckpoint(execution.resumeFrom) : undefined;
+    // Before trackers attach: they replay events.jsonl, which must already be cut back to the checkpoint.
+    if (resume) prepareResume(session, resumedStepOf(resume, execution.resumeFrom!));
+    await attachTrackers(session, options);
     const { detector, loader, evaluator } = assembled;
+    throwIfAborted(options.signal, 'listing the dataset');
     const trainSamples = await listSamples(assembled, experiment, 'train');
-    const valSamples = await listSamples(assembled, experiment, 'val');
-    const testSamples = await listSamples(assembled, experiment, 'test');
-    const issues = assembled.dataset.issues?.();
-    if (issues && issues.missing + issues.empty + issues.corrupt > 0) {
-      bus.emit({
-        type: 'warning',
-        source: 'dataset',
-        message: `dataset problems: ${issues.missing} missing, ${issues.empty} empty, ${issues.corrupt} corrupt. ${issues.messages.slice(0, 5).join(' | ')}`,
-      });
-    }
+    const valListing = await listSplit(assembled, experiment, 'val');
+    const testListing = await listSplit(assembled, experiment, 'test');
+    throwIfAborted(options.signal, 'listing the dataset');
+    reportDatasetIssues(session);
     const t = experiment.trainer;
     const trainSource = loader.create(trainSamples, { split: 'train', batchSize: t.batchSize, shuffle: true, augment: true, seed: experiment.seed, needs: detector.needs, dropLast: false });
-    const evalSource = (samples: Sample[], split: Split) =>
-      loader.create(samples, { split, batchSize: t.evalBatchSize, shuffle: false, augment: false, seed: experiment.seed, needs: detector.needs });
-    const valSource = valSamples.length ? evalSource(valSamples, 'val') : undefined;
+    const valSource = valListing.samples.length ? evalSourceFor(session, valListing) : undefined;
     // Made before training so a loader that refuses the test set (e.g. samples without their extra maps)
-    // fails the run now, not after hours of training.
-    const testSource = testSamples.length ? evalSource(testSamples, 'test') : undefined;
+    // fails the run now (before run-start: no half run is left), not after hours of training.
+    const testSource = testListing.samples.length ? evalSourceFor(session, testListing) : undefined;
     let selectBy: 'val' | 'last' = t.select;
     if (selectBy === 'val' && !valSource) {
       selectBy = 'last';
-      bus.emit({ type: 'warning', source: 'protocol', message: 'no validation samples: the last checkpoint is evaluated on test (protocol selection=last)' });
+      warn(session, 'protocol', 'no validation samples: the last checkpoint is evaluated on test (protocol selection=last)');
     }
     const protocol = {
       selection: selectBy,
@@ -283,115 +323,122 @@ async function execute(execution: Execution, options: RunOptions): Promise<RunRe
       ...(assembled.dataset.protocolFacts?.() ?? {}),
       ...(loader.protocolFacts?.() ?? {}),
     };
-
-    const digest = async (split: Split) => (await assembled!.dataset.digest?.({ split, subsets: subsetsOf(assembled!, experiment, split) })) ?? 'unknown';
-    const resume = execution.resumeFrom ? await loadCheckpoint(execution.resumeFrom) : undefined;
+    const validate = async (): Promise<EvaluationReport> => {
+      const { scored, coverage } = await scoreSplit(assembled, valListing, valSource!, options.signal);
+      requireComplete(experiment, 'val', coverage);
+      return { ...evaluator.evaluate(scored, { split: 'val', ...protocol }), coverage };
+    };
     const parent = await initFromParent(execution, detector, options);
-    trainer = new Trainer({
+    const trainer = new Trainer({
       detector,
       train: trainSource,
       config: t,
       rng: new Rng(experiment.seed),
       bus,
       checkpointsDir: run.checkpointsDir,
-      validate: valSource ? async () => evaluator.evaluate(await scoreSource(detector, valSource), { split: 'val', ...protocol }) : undefined,
+      validate: valSource ? validate : undefined,
       signal: options.signal,
       resume,
       frozen: parent && !parent.trainable ? new Set(Object.keys(parent.variables)) : undefined,
     });
-    const parentRunId = options.parentRunId ?? parent?.runId;
-    bus.emit({
-      type: 'run-start',
-      runId: run.runId,
-      experiment: experiment.name,
-      runName: experiment.stage ? `${experiment.name}-${experiment.stage}-${run.runId}` : `${experiment.name}-${run.runId}`,
-      runDir: run.dir,
-      config: recordedConfig(experiment, slots, plugins),
-      tags: {
-        ...(await collectRunTags(plugins, options.cwd)),
-        'dfd.backend': backend.name,
-        'dfd.protocol.selection': selectBy,
-        'dfd.seed': String(experiment.seed),
-        ...(experiment.stage ? { 'dfd.stage': experiment.stage } : {}),
-        ...(parent ? parentTags(parent) : {}),
-      },
-      datasets: [
-        { name: `${slots.dataset.use}:train`, digest: await digest('train'), source: JSON.stringify(slots.dataset.config), context: 'training' },
-        { name: `${slots.dataset.use}:val`, digest: await digest('val'), source: JSON.stringify(slots.dataset.config), context: 'validation' },
-        { name: `${slots.dataset.use}:test`, digest: await digest('test'), source: JSON.stringify(slots.dataset.config), context: 'testing' },
-      ],
-      totalSteps: trainer.totalSteps,
-      ...(resume ? { resumedFromStep: trainer.step } : {}),
-      ...(parentRunId ? { parentRunId } : {}),
-      ...(parent && !options.parentRunId ? { parentRunDir: parent.runDir } : {}),
-    });
+    session.trainer = trainer;
+    await startRecord(session, execution, options, { slots, backend: backend.name, selectBy, resumedStep: resume ? trainer.step : undefined, parent });
 
     const outcome = await trainer.fit();
     result.steps = outcome.step;
-    if (outcome.status === 'killed') {
-      result.status = 'killed';
-      bus.emit({ type: 'end', status: 'killed', step: outcome.step });
-      return result;
-    }
-    if (selectBy === 'val' && outcome.best) {
-      const best = await loadCheckpoint(outcome.best.path);
-      restoreModel(detector, best, outcome.best.path);
-      result.selected = { by: 'val', step: outcome.best.step, metric: outcome.best.metric, value: outcome.best.value };
-    } else {
-      result.selected = { by: 'last', step: outcome.step };
-    }
-    writeJson(join(run.dir, 'selected.json'), { ...result.selected, checkpoint: selectBy === 'val' && outcome.best ? 'best.safetensors' : 'last.safetensors' });
-
-    if (testSource) {
-      const scored = await scoreSource(detector, testSource);
-      // The raw scores are written before the evaluator runs: if it rejects the data (a missing subset,
-      // a one-class subset), the scores are kept and `dfd metrics test-scores.csv` still works.
-      const scoresPath = join(run.dir, 'test-scores.csv');
-      await writeScoresCsv(scoresPath, scored);
-      bus.emit({ type: 'artifact', path: scoresPath, name: 'test-scores.csv' });
-      const skips = skipFacts(loader.skipCounts?.() ?? [], ['val', 'test']);
-      if (Object.keys(skips).length) bus.emit({ type: 'warning', source: 'loader', message: `samples left out of evaluation by the loader: ${JSON.stringify(skips)}` });
-      const report = evaluator.evaluate(scored, { split: 'test', ...protocol, selected_step: result.selected.step, ...skips });
-      result.test = report;
-      // Test metrics are recorded at the step of the weights they measure (the selected checkpoint).
-      bus.emit({ type: 'eval', split: 'test', step: result.selected.step, epoch: experiment.trainer.epochs - 1, report });
-      const written = (await evaluator.writeReport?.(report, scored, run.dir)) ?? [];
-      for (const path of written) bus.emit({ type: 'artifact', path, name: path.slice(run.dir.length + 1) });
+    if (outcome.status === 'killed') return endKilled(session, result, outcome.step);
+    result.selected = await selectWeights(session, outcome, selectBy);
+    if (testListing.samples.length || testListing.listingDrops.length) {
+      result.test = await evaluateTest(session, testListing, protocol, result.selected.step, testSource);
     } else {
       bus.emit({ type: 'warning', source: 'protocol', message: 'no test samples: nothing evaluated on test' });
     }
-    const skipped = loader.skipped?.();
-    if (skipped?.count) {
-      bus.emit({ type: 'warning', source: 'loader', message: `${skipped.count} images skipped (corrupt or unreadable): ${skipped.messages.slice(0, 5).join(' | ')}` });
-    }
-    for (const name of ['config.json', 'selected.json', 'parent.json', 'checkpoints/best.safetensors']) {
-      const path = join(run.dir, name);
-      if (existsSync(path)) bus.emit({ type: 'artifact', path, name });
-    }
-    result.status = 'finished';
-    bus.emit({ type: 'end', status: 'finished', step: outcome.step });
-    return result;
+    return endFinished(session, result, outcome.step);
   } catch (error) {
+    if (error instanceof RunInterrupted && session.started) return endKilled(session, result, session.trainer?.step ?? 0);
     result.status = 'failed';
     result.error = error as Error;
-    if (!bus.isEnded) {
-      bus.emit({ type: 'warning', source: 'runner', message: (error as Error).message });
-      bus.emit({ type: 'end', status: 'failed', step: trainer?.step ?? 0, error: (error as Error).message });
-    }
+    endFailed(session, execution, error as Error);
     throw error;
   } finally {
-    for (const tracker of trackers) {
-      try {
-        await tracker.close();
-      } catch (error) {
-        process.emitWarning(`tracker ${tracker.name} failed to close: ${(error as Error).message}`);
-      }
-    }
-    for (const subscription of subscriptions) subscription.unsubscribe();
-    activeBuses.delete(bus);
-    trainer?.dispose();
-    assembled?.dispose();
+    await closeSession(session);
   }
+}
+
+/** Loads the weights evaluated on test (best on validation, else last) and records the choice in selected.json. */
+async function selectWeights(session: Session, outcome: TrainingOutcome, selectBy: 'val' | 'last'): Promise<NonNullable<RunResult['selected']>> {
+  let selected: NonNullable<RunResult['selected']>;
+  if (selectBy === 'val' && outcome.best) {
+    const best = await loadCheckpoint(outcome.best.path);
+    restoreModel(session.assembled!.detector, best, outcome.best.path);
+    selected = { by: 'val', step: outcome.best.step, metric: outcome.best.metric, value: outcome.best.value };
+  } else {
+    selected = { by: 'last', step: outcome.step };
+  }
+  writeRecordJson(session.run, 'selected.json', { ...selected, checkpoint: selectBy === 'val' && outcome.best ? 'best.safetensors' : 'last.safetensors' });
+  return selected;
+}
+
+/** The last warnings and artifacts, then `end: finished` once the record is on disk. */
+function endFinished(session: Session, result: RunResult, step: number): RunResult {
+  const { bus, run } = session;
+  const skipped = session.assembled!.loader.skipped?.();
+  if (skipped?.count) {
+    bus.emit({ type: 'warning', source: 'loader', message: `${skipped.count} images skipped (corrupt or unreadable): ${skipped.messages.slice(0, 5).join(' | ')}` });
+  }
+  for (const name of ['config.json', 'selected.json', 'parent.json', 'checkpoints/best.safetensors']) {
+    const path = join(run.dir, name);
+    if (existsSync(path)) bus.emit({ type: 'artifact', path, name });
+  }
+  session.recorder.flush(); // throws when the record cannot be completed: the run is then not finished
+  result.status = 'finished';
+  bus.emit({ type: 'end', status: 'finished', step });
+  return result;
+}
+
+function endKilled(session: Session, result: RunResult, step: number): RunResult {
+  result.status = 'killed';
+  result.steps = step;
+  session.bus.emit({ type: 'end', status: 'killed', step });
+  return result;
+}
+
+/**
+ * A failure after run-start ends the record as `failed` (locally and in every tracker). One before it leaves
+ * no half run: a new run's directory is removed (there is nothing in it to keep), a resumed run's record is
+ * left as it was.
+ */
+function endFailed(session: Session, execution: Execution, error: Error): void {
+  if (session.started) {
+    if (!session.bus.isEnded) {
+      session.bus.emit({ type: 'warning', source: 'runner', message: error.message });
+      session.bus.emit({ type: 'end', status: 'failed', step: session.trainer?.step ?? 0, error: error.message });
+    }
+    return;
+  }
+  session.subscriptions.forEach((s) => s.unsubscribe());
+  if (execution.created) discardRunDirectory(execution.run);
+}
+
+async function closeSession(session: Session): Promise<void> {
+  for (const tracker of session.trackers) {
+    try {
+      await tracker.close();
+    } catch (error) {
+      process.emitWarning(`tracker ${tracker.name} failed to close: ${(error as Error).message}`);
+    }
+  }
+  if (session.started) {
+    try {
+      session.recorder.flush();
+    } catch (error) {
+      process.emitWarning((error as Error).message);
+    }
+  }
+  for (const subscription of session.subscriptions) subscription.unsubscribe();
+  activeBuses.delete(session.bus);
+  session.trainer?.dispose();
+  session.assembled?.dispose();
 }
 
 /**
@@ -430,19 +477,18 @@ export async function runExperiment(definition: ExperimentInCode, options: RunOp
   // Validate every component config before anything is written.
   resolveSlots(experiment, buildRegistry(plugins));
   const run = createRunDirectory(resolvePath(cwd, experiment.runsDir), experiment.name);
-  return execute({ experiment, plugins, run }, options);
+  return execute({ experiment, plugins, run, created: true }, options);
 }
 
 /** Continues a killed or crashed run from `checkpoints/last.safetensors` in the same run directory. */
 export async function resumeRun(runDir: string, options: RunOptions = {}): Promise<RunResult> {
   const run = openRunDirectory(runDir);
-  const recorded = JSON.parse(readFileSync(join(run.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const experiment = definitionFromRecorded(recorded);
+  const experiment = definitionFromRecorded(readRecordedConfig(run));
   const lastPath = join(run.checkpointsDir, 'last.safetensors');
   if (!existsSync(lastPath)) throw new Error(`${run.dir} has no checkpoints/last.safetensors to resume from (the run stopped before its first checkpoint): start it again with dfd run`);
   const ended = readEvents(run.dir).findLast((e) => e.type === 'end');
   if (ended?.type === 'end' && ended.status === 'finished') throw new Error(`${run.dir} already finished; nothing to resume`);
   const cwd = options.cwd ?? process.cwd();
   const plugins = [...(options.plugins ?? []), ...(await importPlugins(experiment.plugins.filter((n) => !(options.plugins ?? []).some((p) => p.name === n)), cwd))];
-  return execute({ experiment, plugins, run, resumeFrom: lastPath }, { ...options, plugins: [] });
+  return execute({ experiment, plugins, run, resumeFrom: lastPath, created: false }, { ...options, plugins: [] });
 }

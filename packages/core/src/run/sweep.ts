@@ -10,7 +10,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { Tracker } from '../contracts.js';
 import { RunEventBus } from '../events.js';
 import { resolveExperiment, type ExperimentInCode, type ResolvedExperiment } from '../experiment.js';
-import { createRunDirectory, recordEvents, writeJson } from './run-directory.js';
+import { createRunDirectory, recordEvents, writeJson, writeRecordJson } from './run-directory.js';
 import { runExperiment, type RunOptions, type RunResult } from './runner.js';
 import { summariseSweep, type SweepChild, type SweepSelection, type SweepSummary } from './sweep-summary.js';
 
@@ -88,13 +88,15 @@ export async function runSweep(
   for (const tracker of options.sweepTrackers ?? []) {
     await tracker.attach(bus.events$, { runId: parent.runId, experiment: experiment.name, runDir: parent.dir });
   }
+  const config = { sweep: variants, base: { ...base, pluginObjects: undefined } };
+  writeRecordJson(parent, 'config.json', config); // written whole (or the sweep fails), as for every run
   bus.emit({
     type: 'run-start',
     runId: parent.runId,
     experiment: experiment.name,
     runName: `${experiment.name}-sweep-${parent.runId}`,
     runDir: parent.dir,
-    config: { sweep: variants, base: { ...base, pluginObjects: undefined } },
+    config,
     tags: { 'dfd.sweep': 'parent', 'dfd.sweep.size': String(variants.length), 'dfd.sweep.select': `val/${selection.metric} (${selection.mode})` },
     datasets: [],
     totalSteps: 0,

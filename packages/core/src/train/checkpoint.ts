@@ -30,6 +30,8 @@ export interface CheckpointState {
   best?: { value: number; step: number; metric: string };
   /** Consecutive non-finite losses (carried so a resume does not reset the guard). */
   nonFiniteLosses?: number;
+  /** A validation that was due at this position but was interrupted: a resume runs it first. */
+  pendingValidation?: { epoch: number };
 }
 
 export async function saveCheckpoint(

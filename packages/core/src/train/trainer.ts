@@ -4,7 +4,9 @@
  * resumable checkpoints, and a typed event per step. It knows nothing about CLIP or DF40.
  */
 import * as tf from '@tensorflow/tfjs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { continueHint, recordWriteError } from '../run/run-directory.js';
+import { RunInterrupted } from '../run/interrupt.js';
 import type { BatchSource, Detector, EvaluationReport } from '../contracts.js';
 import type { RunEventBus } from '../events.js';
 import type { TrainerConfig } from '../experiment.js';
@@ -62,6 +64,7 @@ export class Trainer {
   private position: TrainingPosition = { step: 0, epoch: 0, batchInEpoch: 0 };
   private best: CheckpointState['best'];
   private nonFinite = 0;
+  private pendingValidation: CheckpointState['pendingValidation'];
   readonly totalSteps: number;
   readonly lastPath: string;
   readonly bestPath: string;
@@ -106,11 +109,13 @@ export class Trainer {
     this.position = { ...state.position };
     this.best = state.best;
     this.nonFinite = state.nonFiniteLosses ?? 0;
+    this.pendingValidation = state.pendingValidation;
   }
 
   async fit(): Promise<TrainingOutcome> {
     const { config, train, bus, signal } = this.options;
     const perEpoch = train.batchesPerEpoch;
+    if (this.pendingValidation && !(await this.validateOrSuspend(this.pendingValidation.epoch))) return this.outcome('killed');
     while (this.position.step < this.totalSteps && this.position.epoch < config.epochs) {
       const epoch = this.position.epoch;
       const lr = this.schedule.lrAt(epoch);
@@ -146,7 +151,9 @@ export class Trainer {
           });
         }
         const epochDone = this.position.batchInEpoch >= perEpoch;
-        if (config.evalEverySteps && this.position.step % config.evalEverySteps === 0 && !epochDone) await this.validate(epoch);
+        if (config.evalEverySteps && this.position.step % config.evalEverySteps === 0 && !epochDone && !(await this.validateOrSuspend(epoch))) {
+          return this.outcome('killed');
+        }
         if (config.checkpointEverySteps && this.position.step % config.checkpointEverySteps === 0 && !epochDone) {
           await this.saveLast();
         }
@@ -163,7 +170,8 @@ export class Trainer {
         metrics: { loss: lossCount ? lossSum / lossCount : Number.NaN, lr },
       });
       const lastEpoch = this.position.epoch >= config.epochs || this.position.step >= this.totalSteps;
-      if ((finishedEpoch && (epoch + 1) % config.evalEveryEpochs === 0) || lastEpoch) await this.validate(epoch);
+      const due = (finishedEpoch && (epoch + 1) % config.evalEveryEpochs === 0) || lastEpoch;
+      if (due && !(await this.validateOrSuspend(epoch))) return this.outcome('killed');
       await this.saveLast();
       if (signal?.aborted && !lastEpoch) return this.outcome('killed');
     }
@@ -213,6 +221,27 @@ export class Trainer {
     }
   }
 
+  /**
+   * Validates, unless the run is being stopped: then the validation is recorded as pending in the `last`
+   * checkpoint (a resume runs it first, so selection and schedule see the same values) and false is returned.
+   */
+  private async validateOrSuspend(epoch: number): Promise<boolean> {
+    const suspend = async () => {
+      this.pendingValidation = { epoch };
+      await this.saveLast();
+      return false;
+    };
+    if (this.options.validate && this.options.signal?.aborted) return suspend();
+    try {
+      await this.validate(epoch);
+    } catch (error) {
+      if (error instanceof RunInterrupted) return suspend();
+      throw error;
+    }
+    this.pendingValidation = undefined;
+    return true;
+  }
+
   private async validate(epoch: number): Promise<void> {
     const { validate, config, bus } = this.options;
     if (!validate) return;
@@ -232,7 +261,9 @@ export class Trainer {
       !this.best || (config.selectMode === 'max' ? value > this.best.value : value < this.best.value);
     if (improved) {
       this.best = { value, step: this.position.step, metric: config.selectMetric };
-      await saveCheckpoint(this.bestPath, this.variables, {}, { weightsOnly: true, step: this.position.step, metric: { name: config.selectMetric, value } }, this.moduleState());
+      await this.write(this.bestPath, () =>
+        saveCheckpoint(this.bestPath, this.variables, {}, { weightsOnly: true, step: this.position.step, metric: { name: config.selectMetric, value } }, this.moduleState()),
+      );
       bus.emit({
         type: 'checkpoint',
         step: this.position.step,
@@ -253,9 +284,20 @@ export class Trainer {
       optimizerScalars: optimizerState.scalars,
       best: this.best,
       nonFiniteLosses: this.nonFinite,
+      ...(this.pendingValidation ? { pendingValidation: this.pendingValidation } : {}),
     };
-    await saveCheckpoint(this.lastPath, this.variables, optimizerState.tensors, state, this.moduleState());
+    await this.write(this.lastPath, () => saveCheckpoint(this.lastPath, this.variables, optimizerState.tensors, state, this.moduleState()));
     this.options.bus.emit({ type: 'checkpoint', step: this.position.step, epoch: this.position.epoch, path: this.lastPath, kind: 'last' });
+  }
+
+  /** A checkpoint that cannot be written fails the run, naming the file, the OS error and how to continue. */
+  private async write(path: string, save: () => Promise<void>): Promise<void> {
+    try {
+      await save();
+    } catch (error) {
+      const runDir = dirname(this.options.checkpointsDir);
+      throw recordWriteError('checkpoint', path, error, continueHint(runDir));
+    }
   }
 
   /** The detector's non-trainable state tensors (running statistics ...), saved with every checkpoint. */

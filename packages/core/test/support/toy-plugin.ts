@@ -76,6 +76,18 @@ class ToyDataset implements Dataset {
   }
 }
 
+/** For the kill drills: after this many test batches, write `marker` and hang until killed. */
+export interface ToyPause {
+  testBatches: number;
+  marker: string;
+}
+
+async function hangAfter(marker: string): Promise<never> {
+  writeFileSync(marker, String(process.pid));
+  setInterval(() => undefined, 1000); // keeps the process alive until the test kills it
+  return new Promise<never>(() => undefined);
+}
+
 class ToySource implements BatchSource {
   readonly batchesPerEpoch: number;
   constructor(
@@ -83,6 +95,7 @@ class ToySource implements BatchSource {
     private readonly options: BatchSourceOptions,
     private readonly dim: number,
     private readonly skips: string[],
+    private readonly pause?: ToyPause,
   ) {
     this.batchesPerEpoch = Math.ceil(samples.length / options.batchSize);
   }
@@ -95,6 +108,8 @@ class ToySource implements BatchSource {
   async *batches(epoch: number, { startBatch = 0 } = {}): AsyncIterable<Batch> {
     const order = this.options.shuffle ? rngFor(this.options.seed, `epoch/${epoch}`).shuffle([...this.samples]) : this.samples;
     for (let b = startBatch; b < this.batchesPerEpoch; b++) {
+      // Once only: the resumed run (same recorded config) must not pause again.
+      if (this.pause && this.options.split === 'test' && b === this.pause.testBatches && !existsSync(this.pause.marker)) await hangAfter(this.pause.marker);
       const dim = this.dim;
       const chunk: Sample[] = [];
       const vectors: Float32Array[] = [];
@@ -119,9 +134,12 @@ class ToySource implements BatchSource {
 
 class ToyLoader implements BatchLoader {
   private readonly skips: string[] = [];
-  constructor(private readonly dim: number) {}
+  constructor(
+    private readonly dim: number,
+    private readonly pause?: ToyPause,
+  ) {}
   create(samples: Sample[], options: BatchSourceOptions): BatchSource {
-    return new ToySource(samples, options, this.dim, this.skips);
+    return new ToySource(samples, options, this.dim, this.skips, this.pause);
   }
   skipped() {
     return { count: this.skips.length, messages: [...this.skips] };
@@ -190,7 +208,12 @@ export const toyPlugin = definePlugin({
   version: '1.0.0',
   register(r) {
     r.add({ kind: 'dataset', name: 'toy', config: ToyDatasetConfig, useClass: ToyDataset });
-    r.add({ kind: 'loader', name: 'toy-features', config: z.object({ dim: z.number().int().default(8) }), useFactory: (config) => new ToyLoader(config.dim) });
+    r.add({
+      kind: 'loader',
+      name: 'toy-features',
+      config: z.object({ dim: z.number().int().default(8), pause: z.object({ testBatches: z.number().int(), marker: z.string() }).optional() }),
+      useFactory: (config) => new ToyLoader(config.dim, config.pause),
+    });
     r.add({ kind: 'detector', name: 'toy-linear', config: ToyDetectorConfig, useClass: ToyLinearDetector, presets: { wide: { dim: 8 } } });
     r.add({ kind: 'evaluator', name: 'toy-auc', config: z.object({}), useFactory: () => new ToyEvaluator() });
   },

@@ -1,13 +1,14 @@
 /**
- * A run made by hand, in the exact format of core's runner: a run directory created by core, with core's
- * `recordEvents` writing config.json, events.jsonl and metrics.jsonl from a `RunEventBus`. Tests emit the
+ * A run made by hand, in the exact format of core's runner: a run directory created by core, config.json
+ * written before run-start (as the runner does), and core's `recordEvents` writing events.jsonl and
+ * metrics.jsonl from a `RunEventBus`. Tests emit the
  * events a training run would emit (they need no model or dataset to exercise the tracker).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRunDirectory, recordEvents, RunEventBus, type EvaluationReport, type RunDirectory, type RunEvent, type RunStartEvent } from '@dfd/core';
+import { createRunDirectory, recordEvents, RunEventBus, writeRecordJson, type EvaluationReport, type RunDirectory, type RunEvent, type RunStartEvent } from '@dfd/core';
 import type { Subscription } from 'rxjs';
 
 export const SUBSETS = ['heygen', 'MidJourney', 'whichfaceisreal', 'stargan'] as const;
@@ -74,6 +75,7 @@ export class HandRun {
   }
 
   start(extra: Partial<Omit<RunStartEvent, 'type' | 'time'>> = {}): void {
+    writeRecordJson(this.run, 'config.json', extra.config ?? baseConfig(this.experiment));
     this.bus.emit({
       type: 'run-start',
       runId: this.run.runId,

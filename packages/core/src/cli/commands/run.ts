@@ -1,16 +1,43 @@
 /** `dfd run <experiment.ts|.js|.json>` and `dfd resume <run-dir>`. */
 import { readFile } from 'node:fs/promises';
-import { extname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { register as registerHooks } from 'node:module';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ExperimentInCode } from '../../experiment.js';
 import type { Plugin } from '../../plugin.js';
 import { resumeRun, runExperiment, type RunResult } from '../../run/runner.js';
+import { RunInterrupted } from '../../run/interrupt.js';
+import type { CoverageCounts, EvaluationReport } from '../../contracts.js';
+import { incompleteSubsets, isSubsetComplete } from '../../evaluation/coverage.js';
 import { isPipeline, runPipeline, type PipelineDefinition, type PipelineResult } from '../../run/pipeline.js';
 import { UsageError, type CliCommand, type CliIO } from '../command.js';
 import { formatMetric } from '../../run/progress.js';
 
 let registerTsxOnce: unknown;
+
+/** The tsconfig.json nearest to the experiment file (its compiler options: decorators ...), if any. */
+function nearestTsconfig(file: string): string | undefined {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'tsconfig.json'))) return join(dir, 'tsconfig.json');
+    if (dirname(dir) === dir || basename(dir) === 'node_modules') return undefined;
+  }
+}
+
+/**
+ * tsx compiles TypeScript on import, and a hook of ours (esm-hook.ts) makes it load the experiment as an
+ * ES module wherever it lies. The compiler options come from TSX_TSCONFIG_PATH, else the tsconfig.json
+ * nearest to the file (not the one of the current folder).
+ */
+async function registerTypeScript(file: string): Promise<unknown> {
+  const { register } = await import('tsx/esm/api');
+  const tsconfig = process.env.TSX_TSCONFIG_PATH ?? nearestTsconfig(file);
+  const unregister = register(tsconfig ? { tsconfig } : {});
+  // Registered after tsx, so it runs first and hands tsx the `module` format.
+  registerHooks(new URL('../esm-hook.js', import.meta.url));
+  return unregister;
+}
 
 /** Loads an experiment from JSON, or from a module whose default export is one (or a function returning one). */
 export async function loadExperimentFile(path: string): Promise<ExperimentInCode> {
@@ -35,8 +62,7 @@ export async function loadRunnableFile(path: string): Promise<ExperimentInCode |
     // TypeScript experiments run through tsx (esbuild), so researchers need no build step. The loader is
     // registered process-wide (not tsImport's isolated namespace) so the experiment shares this process's
     // module instances: one @dfd/core, one tfjs engine.
-    const { register } = await import('tsx/esm/api');
-    registerTsxOnce ??= register();
+    registerTsxOnce ??= await registerTypeScript(absolute);
     module = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
   } else {
     module = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
@@ -90,40 +116,84 @@ export function applyOverrides(definition: ExperimentInCode, sets: string[]): Ex
   return copy as ExperimentInCode;
 }
 
+/** `60/64` frames scored of those listed, with a `!` when some were dropped. */
+function coverageCell(counts: CoverageCounts | undefined): string {
+  if (!counts) return '';
+  return `${counts.frames.scored}/${counts.frames.listed}${isSubsetComplete(counts) ? '' : ' !'}`;
+}
+
+/** The printed test table: metrics per subset and group, frames scored/listed, and a note when coverage is below 100%. */
+export function formatTestTable(test: EvaluationReport): string {
+  const metrics = ['auc', 'ap', 'eer', 'acc'];
+  const rows = Object.entries(test.subsets);
+  const groups = Object.entries(test.groups ?? {});
+  const width = Math.max(8, ...rows.map(([name]) => name.length), ...groups.map(([group]) => group.length + 5));
+  const coverage = test.coverage;
+  const frames = (name: string) => (coverage ? `  ${coverageCell(name === 'overall' ? coverage.overall : coverage.subsets[name]).padStart(10)}` : '');
+  const lines = [`${'subset'.padEnd(width)}  ${metrics.map((m) => m.padStart(7)).join(' ')}${coverage ? `  ${'frames'.padStart(10)}` : ''}`];
+  for (const [name, values] of rows) lines.push(`${name.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}${frames(name)}`);
+  // Declared groups (seen / unseen artefact families ...): each the mean of its subsets, no frame count of its own.
+  for (const [group, values] of groups) lines.push(`${`mean ${group}`.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}`);
+  lines.push(`${'overall'.padEnd(width)}  ${metrics.map((m) => formatMetric(test.overall[m]).padStart(7)).join(' ')}${frames('overall')}`);
+  if (coverage && !coverage.complete) {
+    lines.push('', 'test coverage is below 100%: these numbers do not cover every listed frame (dropped files: test-dropped.csv)');
+    for (const line of incompleteSubsets(coverage)) lines.push(`  ${line}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 function printResult(result: RunResult, io: CliIO, json: boolean): void {
   if (json) {
     io.stdout.write(`${JSON.stringify({ runId: result.runId, runDir: result.runDir, status: result.status, steps: result.steps, selected: result.selected, test: result.test })}\n`);
     return;
   }
   io.stdout.write(`\nrun ${result.status}: ${result.runDir}\n`);
-  if (result.test) {
-    const metrics = ['auc', 'ap', 'eer', 'acc'];
-    const rows = Object.entries(result.test.subsets);
-    const width = Math.max(8, ...rows.map(([name]) => name.length), ...Object.keys(result.test.groups ?? {}).map((g) => g.length + 5));
-    io.stdout.write(`${'subset'.padEnd(width)}  ${metrics.map((m) => m.padStart(7)).join(' ')}\n`);
-    for (const [name, values] of rows) {
-      io.stdout.write(`${name.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}\n`);
-    }
-    for (const [group, values] of Object.entries(result.test.groups ?? {})) {
-      io.stdout.write(`${`mean ${group}`.padEnd(width)}  ${metrics.map((m) => formatMetric(values[m]).padStart(7)).join(' ')}\n`);
-    }
-    io.stdout.write(`${'overall'.padEnd(width)}  ${metrics.map((m) => formatMetric(result.test!.overall[m]).padStart(7)).join(' ')}\n`);
+  if (result.test) io.stdout.write(formatTestTable(result.test));
+}
+
+/** Runs `action`; an interruption before the run's record began exits 130 like a killed run. */
+async function interruptible(io: CliIO, action: () => Promise<number>): Promise<number> {
+  try {
+    return await action();
+  } catch (error) {
+    if (!(error instanceof RunInterrupted)) throw error;
+    io.stderr.write(`dfd: ${error.message}; nothing was recorded\n`);
+    return 130;
   }
 }
 
-/** Ctrl-C stops at the next step with a resumable checkpoint; a second Ctrl-C exits at once. */
-function abortOnSignals(): { signal: AbortSignal; release(): void } {
+/** Seconds a run may take to stop cleanly after Ctrl-C/SIGTERM before the process exits anyway. */
+export function stopGraceSeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const value = Number(env.DFD_STOP_GRACE_S ?? 5);
+  return Number.isFinite(value) && value >= 0 ? value : 5;
+}
+
+/**
+ * Ctrl-C or SIGTERM: the run stops at the next step (or between scoring batches) with a resumable
+ * checkpoint. Whatever it is doing, the process exits within a few seconds (DFD_STOP_GRACE_S, default 5):
+ * a step stuck on a dead network drive or a long cache fill does not hold it. A second signal exits at once.
+ * Checkpoints and record files are written whole (temporary name + rename), so exiting never tears them.
+ */
+function abortOnSignals(io: CliIO): { signal: AbortSignal; release(): void } {
   const controller = new AbortController();
-  const onSignal = () => {
+  const grace = stopGraceSeconds(io.env);
+  let timer: NodeJS.Timeout | undefined;
+  const onSignal = (name: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(130);
-    process.stderr.write('\nstopping after this step (Ctrl-C again to exit now)...\n');
+    io.stderr.write(`\n${name}: stopping after this step, within ${grace} s (again to exit now); continue later with dfd resume <run dir>\n`);
     controller.abort();
+    timer = setTimeout(() => {
+      io.stderr.write(`dfd: did not stop within ${grace} s; exiting. The last checkpoint is intact: continue with dfd resume <run dir>\n`);
+      process.exit(130);
+    }, grace * 1000);
+    timer.unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return {
     signal: controller.signal,
     release() {
+      if (timer) clearTimeout(timer);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     },
@@ -179,30 +249,34 @@ export function runCommand(plugins: () => Plugin[]): CliCommand {
       const progress = !values['no-progress'] && io.stderr;
       if (isPipeline(loaded)) {
         const pipeline = applyPipelineOverrides(loaded, values.set as string[], runsDir);
-        const abort = abortOnSignals();
+        const abort = abortOnSignals(io);
         try {
-          const result = await runPipeline(pipeline, {
-            plugins: plugins(),
-            signal: abort.signal,
-            progress,
-            cwd: io.cwd,
-            onStage: (stage, index) => {
-              if (!values.json) io.stderr.write(`\n== pipeline ${pipeline.name}: stage ${index + 1}/${pipeline.stages.length} '${stage}'\n`);
-            },
+          return await interruptible(io, async () => {
+            const result = await runPipeline(pipeline, {
+              plugins: plugins(),
+              signal: abort.signal,
+              progress,
+              cwd: io.cwd,
+              onStage: (stage, index) => {
+                if (!values.json) io.stderr.write(`\n== pipeline ${pipeline.name}: stage ${index + 1}/${pipeline.stages.length} '${stage}'\n`);
+              },
+            });
+            printPipelineResult(result, pipeline.stages.length, io, values.json as boolean);
+            return exitCodeOf(result);
           });
-          printPipelineResult(result, pipeline.stages.length, io, values.json as boolean);
-          return exitCodeOf(result);
         } finally {
           abort.release();
         }
       }
       let definition = applyOverrides(loaded, values.set as string[]);
       if (runsDir) definition = { ...definition, runsDir };
-      const abort = abortOnSignals();
+      const abort = abortOnSignals(io);
       try {
-        const result = await runExperiment(definition, { plugins: plugins(), signal: abort.signal, progress, cwd: io.cwd });
-        printResult(result, io, values.json as boolean);
-        return exitCodeOf(result);
+        return await interruptible(io, async () => {
+          const result = await runExperiment(definition, { plugins: plugins(), signal: abort.signal, progress, cwd: io.cwd });
+          printResult(result, io, values.json as boolean);
+          return exitCodeOf(result);
+        });
       } finally {
         abort.release();
       }
@@ -222,11 +296,13 @@ export function resumeCommand(plugins: () => Plugin[]): CliCommand {
         options: { 'no-progress': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
       });
       if (positionals.length !== 1) throw new UsageError('expected exactly one run directory');
-      const abort = abortOnSignals();
+      const abort = abortOnSignals(io);
       try {
-        const result = await resumeRun(resolve(io.cwd, positionals[0]!), { plugins: plugins(), signal: abort.signal, progress: !values['no-progress'] && io.stderr, cwd: io.cwd });
-        printResult(result, io, values.json as boolean);
-        return exitCodeOf(result);
+        return await interruptible(io, async () => {
+          const result = await resumeRun(resolve(io.cwd, positionals[0]!), { plugins: plugins(), signal: abort.signal, progress: !values['no-progress'] && io.stderr, cwd: io.cwd });
+          printResult(result, io, values.json as boolean);
+          return exitCodeOf(result);
+        });
       } finally {
         abort.release();
       }
