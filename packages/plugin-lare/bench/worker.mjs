@@ -1,18 +1,20 @@
 // One benchmark configuration of our LaRE stage 1 in its own process (so peak RSS is this configuration's).
-// argv: MODEL_DIR IMAGE_DIR BATCH COUNT SIZE ENSEMBLE THREADS → prints one JSON line.
-import { readdirSync, readFileSync } from 'node:fs';
+// argv: MODEL_DIR IMAGE_DIR BATCH COUNT SIZE ENSEMBLE THREADS PRECISION NOISE_FILE MAPS_OUT INT8_MIN_ELEMENTS → prints one JSON
+// line and writes the timed images' maps (float32, image order) to MAPS_OUT for the error against PyTorch.
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LareExtractor, contentHash, decodeRgbLikePil, larePixels, openSdOnnx } from '../dist/index.js';
 
-const [model, imageDir, batchArg, countArg, sizeArg, ensembleArg, threadsArg] = process.argv.slice(2);
+const [model, imageDir, batchArg, countArg, sizeArg, ensembleArg, threadsArg, precision, noiseFile, mapsOut, minElements] = process.argv.slice(2);
 const batch = Number(batchArg);
 const count = Number(countArg);
 const size = Number(sizeArg);
 const images = readdirSync(imageDir).filter((n) => n.endsWith('.png')).sort().slice(0, count).map((n) => join(imageDir, n));
 
 let t0 = performance.now();
-const sd = await openSdOnnx(model, { threads: Number(threadsArg) });
-const extractor = await LareExtractor.create(sd, { timestep: 200, ensemble: Number(ensembleArg), size, prompt: 'a photo of a face', seed: 0 });
+// The int8 UNet is made once beforehand by bench.mjs (not timed here); this only opens it.
+const sd = await openSdOnnx(model, { threads: Number(threadsArg), precision, int8MinElements: Number(minElements ?? 4096) });
+const extractor = await LareExtractor.create(sd, { timestep: 200, ensemble: Number(ensembleArg), size, prompt: 'a photo of a face', seed: 0, noiseFile });
 const loadSeconds = (performance.now() - t0) / 1000;
 
 async function prepare(paths) {
@@ -27,15 +29,19 @@ await extractor.maps(await prepare(images.slice(0, batch)));
 const before = { ...extractor.times };
 t0 = performance.now();
 let done = 0;
+const maps = [];
 for (let i = 0; i < images.length; i += batch) {
   const chunk = images.slice(i, i + batch);
-  await extractor.maps(await prepare(chunk));
+  maps.push(...(await extractor.maps(await prepare(chunk))));
   done += chunk.length;
 }
 const seconds = (performance.now() - t0) / 1000;
 await sd.dispose();
+const all = new Float32Array(maps.reduce((n, m) => n + m.length, 0));
+maps.reduce((at, m) => (all.set(m, at), at + m.length), 0);
+writeFileSync(mapsOut, Buffer.from(all.buffer));
 console.log(JSON.stringify({
-  engine: 'onnxruntime',
+  engine: `ours ${precision}`,
   batch,
   images: done,
   imgPerSec: done / seconds,

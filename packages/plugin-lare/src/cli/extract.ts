@@ -29,6 +29,11 @@ extras store that datasets read with extras: { lare: { root: DIR } }.
   --noise FILE       safetensors with image_noise [4,h,w] and eps [E,4,h,w], used for every image (exact comparisons)
   --batch B          images per VAE/UNet call (default 1; the UNet sees B·E latents)
   --shard K/N        only the images whose content hash falls in shard K of N (K from 0); N runs cover all
+  --precision fp32|int8  the UNet's weights (default fp32). int8: MatMul weights int8, activations quantised at
+                     run time (DynamicQuantizeMatMul), made once by our own tooling and cached beside the model
+                     (unet/dfd-int8.onnx + manifest; ~/.cache/dfd/sd-int8/ when the folder is read-only).
+                     Recorded in the store's settings: fp32 and int8 maps never mix in one store
+  --int8-min-elements N  int8: MatMul weights with fewer elements stay fp32 (default 4096; part of the settings)
   --threads N        onnxruntime intra-op threads (default: all cores)
   --device cpu|cuda  cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12 (untested here)
   --checkpoint-every N  write the index every N batches (default 8)`;
@@ -50,6 +55,8 @@ export async function extract(args: string[], io: CliIO): Promise<number> {
       shard: { type: 'string' },
       threads: { type: 'string' },
       device: { type: 'string' },
+      precision: { type: 'string' },
+      'int8-min-elements': { type: 'string' },
       'checkpoint-every': { type: 'string' },
     },
     strict: true,
@@ -59,6 +66,8 @@ export async function extract(args: string[], io: CliIO): Promise<number> {
   if (!values.out) throw new UsageError('--out DIR is required');
   const device = values.device ?? 'cpu';
   if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
+  const precision = values.precision ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'int8') throw new UsageError(`--precision must be fp32 or int8, got '${precision}'`);
   let shard;
   try {
     shard = values.shard ? parseShard(values.shard) : undefined;
@@ -69,7 +78,13 @@ export async function extract(args: string[], io: CliIO): Promise<number> {
   const noiseFile = values.noise ? resolve(io.cwd, values.noise) : undefined;
   const noiseDigest = noiseFile ? createHash('sha256').update(await readFile(noiseFile)).digest('hex') : undefined;
   const threads = values.threads ? intOption(values.threads, 'threads', 1) : undefined;
-  const model = await openSdOnnx(resolve(io.cwd, values.model), { device, ...(threads ? { threads } : {}) });
+  const model = await openSdOnnx(resolve(io.cwd, values.model), {
+    device,
+    precision,
+    ...(values['int8-min-elements'] ? { int8MinElements: intOption(values['int8-min-elements'], 'int8-min-elements', 1) } : {}),
+    ...(threads ? { threads } : {}),
+    log: (message) => io.stdout.write(`lare: ${message}\n`),
+  });
   try {
     const extractor = await LareExtractor.create(
       model,
@@ -95,7 +110,7 @@ export async function extract(args: string[], io: CliIO): Promise<number> {
       onStart: ({ total, alreadyDone, otherShards }) => {
         io.stdout.write(
           `lare: ${images.length} images listed, ${alreadyDone} already in ${out}, ${otherShards ? `${otherShards} in other shards, ` : ''}${total} to do ` +
-            `(t=${extractor.settings.timestep}, E=${extractor.settings.ensemble}, size ${extractor.settings.size}, ${device})\n`,
+            `(t=${extractor.settings.timestep}, E=${extractor.settings.ensemble}, size ${extractor.settings.size}, ${device}, ${precision})\n`,
         );
         progress = new Progress(io, 'lare', total);
       },

@@ -3,14 +3,14 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UsageError, type CliIO } from '@dfd/core';
 import { EXTRAS_STORE_FORMAT, readStoreIndexes, type ExtrasStoreIndex } from '@dfd/dataset-df40';
-import { canonicalJson } from '../stage1/store-writer.js';
+import { canonicalJson, describeDifference } from '../stage1/store-writer.js';
 import { existsSync } from 'node:fs';
 import { writeFile, rename } from 'node:fs/promises';
 
 export const MERGE_USAGE = `dfd lare merge OUT SHARD...
 
 Merges stores written by dfd lare extract (e.g. one per --shard K/N, or one folder holding several shards'
-indexes) into OUT with one index. Refuses stores made with other settings (model, t, E, size, prompt, noise)
+indexes) into OUT with one index. Refuses stores made with other settings (model, precision, t, E, size, prompt, noise)
 and images that appear in two inputs.`;
 
 export async function merge(args: string[], io: CliIO): Promise<number> {
@@ -25,7 +25,10 @@ export async function merge(args: string[], io: CliIO): Promise<number> {
   const owner = new Map<string, string>();
   for (const { file, index } of indexes) {
     if (canonicalJson(index.settings) !== canonicalJson(first.index.settings) || index.shape.join('x') !== first.index.shape.join('x')) {
-      throw new UsageError(`${file} was made with other settings than ${first.file}; shards of one store share model, t, E, size, prompt and noise`);
+      throw new UsageError(
+        `${file} was made with other settings than ${first.file} (${describeDifference(first.index.settings, index.settings)}); ` +
+          'shards of one store share model, precision, t, E, size, prompt and noise',
+      );
     }
     for (const [path] of index.entries) {
       const other = owner.get(path);

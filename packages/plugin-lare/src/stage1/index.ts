@@ -2,6 +2,7 @@ export * from './schedule.js';
 export * from './noise.js';
 export * from './image.js';
 export * from './session.js';
+export * from './int8-graph.js';
 export * from './sd-model.js';
 export * from './lare.js';
 export * from './shard.js';

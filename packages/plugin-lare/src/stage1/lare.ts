@@ -51,6 +51,9 @@ export interface StageTimes {
 export interface LareRecipe {
   method: 'lare';
   modelDigest: string;
+  /** The UNet's precision: fp32 and int8 maps never share a store (resume and merge compare the recipe). */
+  precision: SdOnnxModel['precision'];
+  quantization: string | null;
   timestep: number;
   ensemble: number;
   size: number;
@@ -117,6 +120,8 @@ export class LareExtractor {
     const recipe: LareRecipe = {
       method: 'lare',
       modelDigest: model.digest,
+      precision: model.precision,
+      quantization: model.quantization,
       timestep,
       ensemble,
       size,

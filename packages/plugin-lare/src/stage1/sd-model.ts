@@ -15,6 +15,7 @@ import type * as ort from 'onnxruntime-node';
 import { ClipTokenizer } from '@dfd/encoder-clip';
 import { alphasCumprod, readScheduleConfig, type ScheduleConfig } from './schedule.js';
 import { createLareSession, inputType, type SessionOptions } from './session.js';
+import { DEFAULT_INT8_MIN_ELEMENTS, int8Method, type LarePrecision } from './int8-graph.js';
 
 export class SdModelError extends Error {
   override name = 'SdModelError';
@@ -35,8 +36,12 @@ export interface SdOnnxModel {
   /** Latent channels (4 for SD) and the VAE's downsampling factor (8 for SD). */
   latentChannels: number;
   downsample: number;
-  /** SHA-256 over the three graphs and their external weights. */
+  /** SHA-256 over the three graphs and their external weights (the fp32 export; int8 rewrites excluded). */
   digest: string;
+  /** The UNet's precision (text encoder and VAE encoder stay fp32). */
+  precision: LarePrecision;
+  /** How the int8 UNet was made (method and threshold); null for fp32. Part of every map's settings. */
+  quantization: string | null;
   /** The element type of the UNet's timestep input (int64 for our export; some exports use float32). */
   timestepType: string;
   /** The element type of the text encoder's input_ids (int64, or int32 in some exports). */
@@ -52,7 +57,8 @@ function need(path: string, what: string): void {
 
 /** Files making up one graph: model.onnx and any external-data files beside it. */
 async function graphFiles(dir: string): Promise<string[]> {
-  const names = (await readdir(dir)).filter((n) => n === 'model.onnx' || n.endsWith('.onnx_data') || n.endsWith('.data') || n === 'weights.pb');
+  // `dfd-*` files are our own int8 rewrites (int8-graph.ts), not part of the export.
+  const names = (await readdir(dir)).filter((n) => !n.startsWith('dfd-')).filter((n) => n === 'model.onnx' || n.endsWith('.onnx_data') || n.endsWith('.data') || n === 'weights.pb');
   return names.sort().map((n) => join(dir, n));
 }
 
@@ -135,7 +141,12 @@ export async function openSdOnnx(dir: string, options: SessionOptions = {}): Pro
   const digest = await modelDigest(dir);
   const sessions: ort.InferenceSession[] = [];
   try {
-    for (const graph of GRAPHS) sessions.push(await createLareSession(join(dir, graph, 'model.onnx'), options));
+    // Only the UNet is quantised: it is >90% of the time; the VAE encoder is mostly convolutions (fp32 is the
+    // fast route for those) and the text encoder runs once per extractor.
+    for (const graph of GRAPHS) {
+      const precision = graph === 'unet' ? (options.precision ?? 'fp32') : 'fp32';
+      sessions.push(await createLareSession(join(dir, graph, 'model.onnx'), { ...options, precision }));
+    }
   } catch (error) {
     await Promise.all(sessions.map((s) => s.release()));
     throw error;
@@ -160,6 +171,8 @@ export async function openSdOnnx(dir: string, options: SessionOptions = {}): Pro
     latentChannels,
     downsample: 2 ** (blocks - 1),
     digest,
+    precision: options.precision ?? 'fp32',
+    quantization: options.precision === 'int8' ? `unet: ${int8Method(options.int8MinElements ?? DEFAULT_INT8_MIN_ELEMENTS)}` : null,
     timestepType: inputType(unet, 'timestep') ?? 'int64',
     idsType: inputType(textEncoder, 'input_ids') ?? 'int64',
     async dispose() {

@@ -7,6 +7,7 @@
  * installed with `ONNXRUNTIME_NODE_INSTALL=cuda12` (this repository skips that download); untested here.
  */
 import * as ort from 'onnxruntime-node';
+import { ensureInt8Graph, type LarePrecision } from './int8-graph.js';
 
 export type LareDevice = 'cpu' | 'cuda';
 
@@ -14,6 +15,12 @@ export interface SessionOptions {
   device?: LareDevice;
   /** Intra-op threads (default: onnxruntime's choice, all cores). */
   threads?: number;
+  /** `int8`: the session runs the cached int8 rewrite of the graph (made first when absent; see int8-graph.ts). */
+  precision?: LarePrecision;
+  /** int8 only: MatMul weights with fewer elements stay fp32 (default 4096). */
+  int8MinElements?: number;
+  /** Progress lines (the one-time quantisation). */
+  log?: (message: string) => void;
 }
 
 export class LareSessionError extends Error {
@@ -29,6 +36,10 @@ export async function createLareSession(path: string, options: SessionOptions = 
   if (options.threads) {
     sessionOptions.intraOpNumThreads = options.threads;
     sessionOptions.interOpNumThreads = 1;
+  }
+  if (options.precision === 'int8') {
+    const built = await ensureInt8Graph(path, { ...(options.int8MinElements ? { minElements: options.int8MinElements } : {}), ...(options.log ? { log: options.log } : {}) });
+    path = built.path;
   }
   try {
     return await ort.InferenceSession.create(path, sessionOptions);

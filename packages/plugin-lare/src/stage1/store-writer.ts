@@ -119,7 +119,8 @@ export class StoreWriter {
   }
 }
 
-function describeDifference(a: Record<string, unknown>, b: Record<string, unknown>): string {
+/** The settings keys whose values differ, stored value first (for refusal messages). */
+export function describeDifference(a: Record<string, unknown>, b: Record<string, unknown>): string {
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
   const diff = keys.filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k]));
   return diff.map((k) => `${k}: stored ${canonicalJson(a[k])}, now ${canonicalJson(b[k])}`).join('; ') || 'map shape differs';

@@ -1,0 +1,160 @@
+/**
+ * The int8 form of one exported Stable Diffusion graph (the UNet), made once by our own TypeScript rewrite
+ * (`quantizeOnnxMatMuls` of @dfd/encoder-clip: MatMul-with-initializer → `com.microsoft:DynamicQuantizeMatMul`,
+ * int8 weights symmetric per output column, activations uint8 per tensor at run time; convolutions stay fp32,
+ * since onnxruntime's ConvInteger is ~4× slower than fp32 on these CPUs, shared/reference/measured.md) and
+ * cached with a manifest, like the CLIP int8 tower:
+ *
+ *   <graph dir>/dfd-int8.onnx            the rewritten graph; untouched weights still point at the original
+ *   <graph dir>/dfd-int8.onnx.data       external-data file (nothing copied), only the int8 weights are new
+ *   <graph dir>/dfd-int8.manifest.json   source digest, method, calibration (null: weight-only, dynamic)
+ *
+ * A read-only model folder gets the files in `$DFD_CACHE/sd-int8/<source digest>/` (default ~/.cache/dfd)
+ * instead, beside hard links to (or, across file systems, copies of) the original graph and its data: the
+ * rewrite must sit in the same folder as the external data it keeps using, and onnxruntime refuses external
+ * data reached through a symbolic link that leaves the model's folder ("path escapes model directory").
+ * The `dfd-` prefix keeps these files out of the model digest.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { access, constants, copyFile, link, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { quantizeOnnxMatMuls, type QuantizeGraphReport } from '@dfd/encoder-clip';
+
+export const SD_INT8_MANIFEST_FORMAT = 'dfd-sd-int8/1';
+/** Bump when the rewrite changes the numbers it produces (it is part of the maps' settings). */
+export const SD_INT8_METHOD_VERSION = 1;
+
+export type LarePrecision = 'fp32' | 'int8';
+export const LARE_PRECISIONS: readonly LarePrecision[] = ['fp32', 'int8'];
+
+/** Products with fewer weight elements stay fp32 (tiny products gain nothing). */
+export const DEFAULT_INT8_MIN_ELEMENTS = 4096;
+
+export function int8Method(minElements: number): string {
+  return `int8-dynamic-matmul/${SD_INT8_METHOD_VERSION}: MatMul weights with >= ${minElements} elements int8 symmetric per output column, activations uint8 per tensor at run time (DynamicQuantizeMatMul); convolutions fp32`;
+}
+
+export interface Int8GraphManifest {
+  format: string;
+  method: string;
+  source: { graph: string; files: Array<{ name: string; bytes: number; mtimeMs: number }>; sha256: string };
+  calibration: null;
+  report: QuantizeGraphReport;
+  createdAt: string;
+  buildSeconds: number;
+}
+
+/** The graph file and the external-data files beside it (our own `dfd-*` outputs excluded). */
+export async function sourceGraphFiles(graphDir: string): Promise<string[]> {
+  const names = (await readdir(graphDir)).filter(
+    (n) => !n.startsWith('dfd-') && (n === 'model.onnx' || n.endsWith('.onnx_data') || n.endsWith('.data') || n === 'weights.pb'),
+  );
+  return names.sort();
+}
+
+async function sha256Files(dir: string, names: string[]): Promise<string> {
+  const all = createHash('sha256');
+  for (const name of names) {
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(join(dir, name), { highWaterMark: 1 << 22 })) hash.update(chunk as Buffer);
+    all.update(`${name}:${hash.digest('hex')}\n`);
+  }
+  return all.digest('hex');
+}
+
+async function writable(dir: string): Promise<boolean> {
+  try {
+    await access(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function readManifest(path: string): Promise<Int8GraphManifest | undefined> {
+  try {
+    const manifest = JSON.parse(await readFile(path, 'utf8')) as Int8GraphManifest;
+    return manifest.format === SD_INT8_MANIFEST_FORMAT ? manifest : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The folder the int8 graph goes to: beside the source when writable, else a cache folder with links to it or copies. */
+async function outputDir(graphDir: string, names: string[], digest: () => Promise<string>, beside: boolean): Promise<string> {
+  if (beside && (await writable(graphDir))) return graphDir;
+  const root = process.env.DFD_CACHE ?? join(homedir(), '.cache', 'dfd');
+  const dir = join(root, 'sd-int8', (await digest()).slice(0, 24), basename(graphDir));
+  await mkdir(dir, { recursive: true });
+  for (const name of names) {
+    if (await exists(join(dir, name))) continue;
+    const tmp = join(dir, `${name}.tmp-${process.pid}`);
+    await link(join(graphDir, name), tmp).catch(() => copyFile(join(graphDir, name), tmp));
+    await rename(tmp, join(dir, name));
+  }
+  return dir;
+}
+
+export interface Int8Graph {
+  path: string;
+  manifest: Int8GraphManifest;
+  built: boolean;
+}
+
+/**
+ * The cached int8 graph of `modelPath` (`<graph dir>/model.onnx`), rewriting it first when absent or stale.
+ * A manifest is trusted while every source file has the size and mtime it recorded; otherwise the sources
+ * are re-hashed and the graph rebuilt if their bytes changed.
+ */
+export async function ensureInt8Graph(
+  modelPath: string,
+  options: {
+    minElements?: number;
+    log?: (message: string) => void;
+    /** `cache`: never write beside the model (a shared folder), always under $DFD_CACHE. Default: beside when writable. */
+    location?: 'auto' | 'cache';
+  } = {},
+): Promise<Int8Graph> {
+  const graphDir = dirname(modelPath);
+  const names = await sourceGraphFiles(graphDir);
+  const stats = await Promise.all(names.map((n) => stat(join(graphDir, n))));
+  const files = names.map((name, i) => ({ name, bytes: stats[i]!.size, mtimeMs: stats[i]!.mtimeMs }));
+  let digest: string | undefined;
+  const sourceDigest = async () => (digest ??= await sha256Files(graphDir, names));
+  const method = int8Method(options.minElements ?? DEFAULT_INT8_MIN_ELEMENTS);
+  const dir = await outputDir(graphDir, names, sourceDigest, options.location !== 'cache');
+  const path = join(dir, 'dfd-int8.onnx');
+  const manifestPath = join(dir, 'dfd-int8.manifest.json');
+  const known = await readManifest(manifestPath);
+  if (known && known.method === method && (await exists(path))) {
+    const unchanged = JSON.stringify(known.source.files) === JSON.stringify(files);
+    if (unchanged || known.source.sha256 === (await sourceDigest())) return { path, manifest: known, built: false };
+  }
+  options.log?.(`quantising ${modelPath} to int8 (MatMul weights, DynamicQuantizeMatMul) into ${path}`);
+  const started = performance.now();
+  const sha256 = await sourceDigest();
+  const report = await quantizeOnnxMatMuls(join(dir, 'model.onnx'), path, { minElements: options.minElements ?? DEFAULT_INT8_MIN_ELEMENTS });
+  const manifest: Int8GraphManifest = {
+    format: SD_INT8_MANIFEST_FORMAT,
+    method,
+    source: { graph: modelPath, files, sha256 },
+    calibration: null,
+    report,
+    createdAt: new Date().toISOString(),
+    buildSeconds: (performance.now() - started) / 1000,
+  };
+  const tmp = `${manifestPath}.tmp-${process.pid}`;
+  await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+  await rename(tmp, manifestPath);
+  options.log?.(`quantised ${report.quantized} MatMuls (${report.biasesFused} biases fused) in ${manifest.buildSeconds.toFixed(1)} s`);
+  return { path, manifest, built: true };
+}

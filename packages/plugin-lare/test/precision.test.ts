@@ -1,0 +1,142 @@
+/**
+ * `--precision int8`: the UNet rewritten by our own TypeScript quantiser (DynamicQuantizeMatMul), cached beside
+ * the model with a manifest; maps close to fp32; the precision in the store's settings, mixing refused.
+ * The tiny SD's MatMuls are small (≤ 32×256), so the threshold is lowered to 256 elements to quantise most.
+ */
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CliIO } from '@dfd/core';
+import { ExtrasStore, readStoreIndexes } from '@dfd/dataset-df40';
+import { lareCommand } from '../src/index.js';
+import { decodeRgbLikePil, larePixels } from '../src/stage1/image.js';
+import { LareExtractor, type LareImage } from '../src/stage1/lare.js';
+import { openSdOnnx } from '../src/stage1/sd-model.js';
+import { ensureInt8Graph } from '../src/stage1/int8-graph.js';
+import { createLareSession } from '../src/stage1/session.js';
+import { contentHash } from '../src/stage1/noise.js';
+import { IMAGES, NOISE, TINY_SD, relativeError } from './helpers.js';
+
+const NAMES = ['rgb-80x48.png', 'gray-64.png', 'cmyk-50x70.jpg', 'rgba-40.png', 'exact-64.jpg'];
+const MIN = 256;
+let dir: string;
+let model: string;
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i]! * b[i]!;
+    aa += a[i]! * a[i]!;
+    bb += b[i]! * b[i]!;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+async function images(): Promise<LareImage[]> {
+  return Promise.all(
+    NAMES.map(async (name) => {
+      const bytes = await readFile(join(IMAGES, name));
+      return { hash: contentHash(bytes), pixels: larePixels(await decodeRgbLikePil(bytes, name), 64) };
+    }),
+  );
+}
+
+async function maps(precision: 'fp32' | 'int8'): Promise<{ maps: Float32Array[]; extractor: LareExtractor }> {
+  const sd = await openSdOnnx(model, { threads: 1, precision, int8MinElements: MIN });
+  try {
+    const extractor = await LareExtractor.create(sd, { timestep: 200, ensemble: 2, size: 64, prompt: 'a photo of a face', seed: 0, noiseFile: NOISE });
+    return { maps: await extractor.maps(await images()), extractor };
+  } finally {
+    await sd.dispose();
+  }
+}
+
+async function lare(...args: string[]): Promise<{ code: number; out: string }> {
+  const stdout = new PassThrough();
+  let out = '';
+  stdout.on('data', (d) => (out += String(d)));
+  const io: CliIO = { stdout, stderr: new PassThrough(), cwd: dir, env: {}, isTTY: false };
+  return { code: await lareCommand.run(args, io), out };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'dfd-lare-int8-'));
+  model = join(dir, 'tiny-sd'); // a copy: the int8 graph is written beside the model
+  await cp(TINY_SD, model, { recursive: true });
+  await writeFile(join(dir, 'list.txt'), NAMES.map((n) => join(IMAGES, n)).join('\n'));
+});
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('int8 UNet (our MatMul rewrite)', () => {
+  it('is built once beside the model with a manifest, runs DynamicQuantizeMatMul, and gives maps close to fp32', async () => {
+    const fp32 = await maps('fp32');
+    const int8 = await maps('int8');
+    const manifest = JSON.parse(await readFile(join(model, 'unet', 'dfd-int8.manifest.json'), 'utf8'));
+    expect(manifest.calibration).toBeNull();
+    expect(manifest.method).toMatch(/^int8-dynamic-matmul\/1: .*>= 256 elements/);
+    expect(manifest.source.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(manifest.report.quantized).toBeGreaterThan(20); // of the tiny UNet's 40 MatMuls
+    expect((await readFile(join(model, 'unet', 'dfd-int8.onnx'))).includes('DynamicQuantizeMatMul')).toBe(true);
+    // The int8 files are not part of the model digest; the precision is part of the recipe.
+    expect(int8.extractor.model.digest).toBe(fp32.extractor.model.digest);
+    expect(fp32.extractor.recipe).toMatchObject({ precision: 'fp32', quantization: null });
+    expect(int8.extractor.recipe).toMatchObject({ precision: 'int8', quantization: expect.stringMatching(/^unet: int8-dynamic-matmul\/1/) });
+    const errors = fp32.maps.map((m, i) => relativeError(int8.maps[i]!, m));
+    const cosines = fp32.maps.map((m, i) => cosine(int8.maps[i]!, m));
+    console.log(`int8 vs fp32 LaRE maps on the tiny SD: max relative error ${Math.max(...errors).toExponential(2)}, min cosine ${Math.min(...cosines).toFixed(6)}`);
+    expect(fp32.maps.some((m, i) => relativeError(int8.maps[i]!, m) > 0)).toBe(true); // really another graph
+    expect(Math.max(...errors)).toBeLessThan(0.1); // measured 3.7e-2 (AVX2); int8 kernels differ by CPU
+    expect(Math.min(...cosines)).toBeGreaterThan(0.995); // measured 0.99907
+    // A second open reuses the cached graph (manifest unchanged).
+    await maps('int8');
+    const again = JSON.parse(await readFile(join(model, 'unet', 'dfd-int8.manifest.json'), 'utf8'));
+    expect(again.createdAt).toBe(manifest.createdAt);
+  });
+
+  it("location 'cache' (a shared or read-only model folder) builds under $DFD_CACHE beside hard links to the source, same graph", async () => {
+    const cache = join(dir, 'cache');
+    const before = process.env.DFD_CACHE;
+    process.env.DFD_CACHE = cache;
+    try {
+      const built = await ensureInt8Graph(join(model, 'unet', 'model.onnx'), { minElements: MIN, location: 'cache' });
+      expect(built.built).toBe(true);
+      expect(built.path.startsWith(join(cache, 'sd-int8'))).toBe(true);
+      expect(built.path.endsWith(join('unet', 'dfd-int8.onnx'))).toBe(true);
+      // The same rewrite as beside the model (the rewrite is deterministic), and onnxruntime opens it.
+      expect(Buffer.compare(await readFile(`${built.path}.data`), await readFile(join(model, 'unet', 'dfd-int8.onnx.data')))).toBe(0);
+      const session = await createLareSession(built.path, { threads: 1 });
+      expect(session.inputNames).toContain('timestep');
+      await session.release();
+    } finally {
+      if (before === undefined) delete process.env.DFD_CACHE;
+      else process.env.DFD_CACHE = before;
+    }
+  });
+
+  it('dfd lare extract --precision int8 records the precision; resume with fp32 and merging with fp32 are refused', async () => {
+    const common = ['--model', model, '--dataset', join(dir, 'list.txt'), '--size', '64', '--ensemble', '2', '--threads', '1', '--int8-min-elements', String(MIN)];
+    const int8 = await lare('extract', ...common, '--out', join(dir, 'int8'), '--precision', 'int8');
+    expect(int8.code).toBe(0);
+    expect(int8.out).toMatch(/int8\)/);
+    const index = (await readStoreIndexes(join(dir, 'int8')))[0]?.index;
+    expect(index!.settings).toMatchObject({ precision: 'int8' });
+    expect(index!.entries).toHaveLength(NAMES.length);
+    await expect(lare('extract', ...common, '--out', join(dir, 'int8'))).rejects.toThrow(/precision: stored "int8", now "fp32"/);
+    expect((await lare('extract', ...common, '--out', join(dir, 'fp32'))).code).toBe(0);
+    const fp32Index = (await readStoreIndexes(join(dir, 'fp32')))[0]?.index;
+    expect(fp32Index!.settings).toMatchObject({ precision: 'fp32', quantization: null });
+    await expect(lare('merge', join(dir, 'mixed'), join(dir, 'fp32'), join(dir, 'int8'))).rejects.toThrow(/precision/);
+    await expect(lare('extract', ...common, '--out', join(dir, 'x'), '--precision', 'bf16')).rejects.toThrow(/--precision must be fp32 or int8/);
+    // The stores read back as extras: the int8 maps are finite and of the right shape.
+    const store = await ExtrasStore.open(join(dir, 'int8'));
+    for (const entry of store.entries()) expect((await store.read(entry)).data.every(Number.isFinite)).toBe(true);
+    await store.close();
+  });
+});
