@@ -70,12 +70,37 @@ export class SyncState {
     return target;
   }
 
-  /** Atomic write (temp file + rename): a crash leaves the old state or the new one, never half. */
+  /** Why the last save could not reach the disk (full, read-only), while the cursor lives in memory only. */
+  unsavedBecause?: Error;
+
+  /**
+   * Atomic write (temp file + rename): a crash leaves the old state or the new one, never half. A disk that
+   * refuses the write (full, read-only) is this machine's problem, not the server's: the cursor stays in memory
+   * and the next save tries again, so a full disk never detaches a live run from MLflow (which must still learn
+   * that the run failed). Should the process end first, `dfd sync` finds the run again by its dfd.runId tag and
+   * reconciles the points already sent, so nothing is sent twice.
+   */
   save(): void {
     const tmp = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(this.file, null, 2)}\n`);
-    renameSync(tmp, this.path);
+    try {
+      writeFileSync(tmp, `${JSON.stringify(this.file, null, 2)}\n`);
+      renameSync(tmp, this.path);
+      this.unsavedBecause = undefined;
+    } catch (error) {
+      if (!isDiskRefusal(error)) throw error;
+      this.unsavedBecause = error as Error;
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // the temp file was never created, or the disk refuses that too: nothing more to do
+      }
+    }
   }
+}
+
+/** Write errors that mean "this disk cannot take it now" (space, quota, read-only), as opposed to a bug. */
+function isDiskRefusal(error: unknown): boolean {
+  return ['ENOSPC', 'EDQUOT', 'EROFS', 'EIO'].includes((error as NodeJS.ErrnoException).code ?? '');
 }
 
 const heldInProcess = new Set<string>();
