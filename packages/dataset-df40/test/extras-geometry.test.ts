@@ -41,7 +41,9 @@ beforeAll(async () => {
   }
   const mapPath = join(dir, 'coords.safetensors');
   await writeSafetensors(mapPath, { coords: { shape: [2, MAP_H, MAP_W], data: map } });
-  sample = { id: image, path: image, label: 1, subset: 'grid', split: 'train', videoId: 'grid/1/0', extras: { coords: mapPath } };
+  // A fixed id: each image's augmentation is drawn from (seed, epoch, id), and the temp folder's random name
+  // must not change which crops this test sees.
+  sample = { id: 'grid/coords.png', path: image, label: 1, subset: 'grid', split: 'train', videoId: 'grid/1/0', extras: { coords: mapPath } };
 });
 afterAll(() => cleanup());
 
