@@ -11,8 +11,19 @@ export * from './preprocess.js';
 export * from './pil-resample.js';
 export * from './onnx-encoder.js';
 export * from './onnx-session.js';
-export { ensureClipVisionOnnx, CLIP_ONNX_MANIFEST_FORMAT, PRECISION_METHODS, type BuiltGraph, type BuiltGraphManifest } from './onnx-build/build-cache.js';
-export { CLIP_VISION_GRAPH_VERSION, ClipGraphError, writeClipVisionGraph, type GraphPrecision } from './onnx-build/clip-vision-graph.js';
+export { ensureClipVisionOnnx, CLIP_ONNX_MANIFEST_FORMAT, PRECISION_METHODS, STATIC_INT8_METHOD, CALIBRATION_METHOD, type BuiltGraph, type BuiltGraphManifest } from './onnx-build/build-cache.js';
+export {
+  CLIP_VISION_GRAPH_VERSION,
+  ClipGraphError,
+  probeOutputs,
+  writeClipVisionGraph,
+  type GraphPrecision,
+  type GraphReport,
+  type GraphVariant,
+} from './onnx-build/clip-vision-graph.js';
+export * from './onnx-build/static-int8.js';
+export { calibrateChannelRanges, calibrationSet, type CalibrationSet } from './onnx-build/calibrate.js';
+export { calibrationImages, drawCalibrationImages } from './cli/calibration.js';
 export { OnnxGraphBuilder } from './onnx-build/graph-builder.js';
 export { ProtoWriter, DataType as OnnxDataType } from './onnx-build/proto.js';
 export { quantizeLinearWeight } from './onnx-build/quantize.js';

@@ -14,6 +14,7 @@ import { readClipConfig, type ClipConfig } from './config.js';
 import { CLIP_MEAN, CLIP_STD } from './clip-encoder.js';
 import { checkPrecision, createOnnxSession, type FrozenPrecision } from './onnx-session.js';
 import { ensureClipVisionOnnx } from './onnx-build/build-cache.js';
+import type { CalibrationSet } from './onnx-build/calibrate.js';
 
 export class ClipOnnxError extends Error {
   override name = 'ClipOnnxError';
@@ -32,6 +33,13 @@ export interface OnnxClipOptions {
    * the model). `bf16`: refused on CPU, with the measured reason.
    */
   precision?: FrozenPrecision;
+  /**
+   * int8 only: quantise activations statically, with ranges calibrated on these preprocessed images
+   * (`calibrationSet`); the graph is cached per calibration set. Without it int8 is dynamic.
+   */
+  calibration?: CalibrationSet;
+  /** With a calibration set: SmoothQuant's α (default 0, no smoothing; 0.5 is the paper's, for checkpoints with outlier channels). */
+  smoothAlpha?: number;
   /** Progress lines (graph builds). */
   log?: (message: string) => void;
 }
@@ -82,13 +90,16 @@ async function resolveGraph(
   options: OnnxClipOptions,
 ): Promise<{ path: string; digest: () => Promise<string> }> {
   if (options.onnx) {
-    if (precision !== 'fp32') {
+    if (precision !== 'fp32' || options.calibration) {
       throw new ClipOnnxError(
         `--onnx ${options.onnx} is used as given (fp32); for precision '${precision}' leave --onnx out and the graph is built from ${dir}/model.safetensors`,
       );
     }
     const path = await findClipOnnx(dir, options.onnx);
     return { path, digest: () => sha256(path) };
+  }
+  if (options.calibration && precision !== 'int8') {
+    throw new ClipOnnxError(`a calibration set is for precision int8 (static activation ranges); precision '${precision}' takes none`);
   }
   if (precision === 'fp32') {
     const exported = await findClipOnnx(dir).catch(() => undefined);
@@ -103,11 +114,34 @@ async function resolveGraph(
     );
   }
   try {
-    const built = await ensureClipVisionOnnx(dir, precision as 'fp32' | 'int8', options.log ? { log: options.log } : {});
+    const built = await ensureClipVisionOnnx(dir, precision as 'fp32' | 'int8', {
+      ...(options.log ? { log: options.log } : {}),
+      ...(options.calibration ? { calibration: options.calibration } : {}),
+      ...(options.smoothAlpha !== undefined ? { smoothAlpha: options.smoothAlpha } : {}),
+      ...(options.threads ? { threads: options.threads } : {}),
+    });
     return { path: built.path, digest: async () => built.manifest.digest };
   } catch (error) {
     throw new ClipOnnxError(`cannot build the ${precision} ONNX vision tower of ${dir}: ${(error as Error).message}`);
   }
+}
+
+/** What a frozen CLIP image tower of `dir` reports about itself (sizes, normalisation, logit scale). */
+export async function clipEncoderInfo(dir: string, config?: ClipConfig): Promise<EncoderInfo> {
+  const c = config ?? (await readClipConfig(dir));
+  const v = c.vision;
+  return {
+    name: c.name,
+    imageSize: v.imageSize,
+    embedDim: c.projectionDim,
+    visionWidth: v.hiddenSize,
+    textWidth: c.text.hiddenSize,
+    contextLength: c.text.maxPositions,
+    gridSize: v.imageSize / v.patchSize,
+    logitScale: await readLogitScale(dir, c),
+    mean: CLIP_MEAN,
+    std: CLIP_STD,
+  };
 }
 
 export class OnnxClipImageEncoder implements FrozenImageEncoder {
@@ -122,8 +156,10 @@ export class OnnxClipImageEncoder implements FrozenImageEncoder {
     device: string,
     /** The precision of the graph's encoder weights; part of feature-cache keys and run facts. */
     readonly precision: FrozenPrecision,
+    /** int8 activations: quantised at run time, or with ranges calibrated once. */
+    readonly quantization: 'none' | 'dynamic' | 'static',
   ) {
-    this.engine = `onnxruntime-${device}${precision === 'fp32' ? '' : `-${precision}`}`;
+    this.engine = `onnxruntime-${device}${precision === 'fp32' ? '' : `-${precision}`}${quantization === 'static' ? '-static' : ''}`;
   }
 
   /**
@@ -158,20 +194,9 @@ export class OnnxClipImageEncoder implements FrozenImageEncoder {
       await session.release();
       throw new ClipOnnxError(`${path} has inputs [${session.inputNames.join(', ')}]; expected pixel_values [B, 3, H, W]`);
     }
-    const v = config.vision;
-    const info: EncoderInfo = {
-      name: config.name,
-      imageSize: v.imageSize,
-      embedDim: config.projectionDim,
-      visionWidth: v.hiddenSize,
-      textWidth: config.text.hiddenSize,
-      contextLength: config.text.maxPositions,
-      gridSize: v.imageSize / v.patchSize,
-      logitScale: await readLogitScale(dir, config),
-      mean: CLIP_MEAN,
-      std: CLIP_STD,
-    };
-    return new OnnxClipImageEncoder(info, config, path, await digest(), session, device, precision);
+    const info = await clipEncoderInfo(dir, config);
+    const quantization = precision !== 'int8' ? 'none' : options.calibration ? 'static' : 'dynamic';
+    return new OnnxClipImageEncoder(info, config, path, await digest(), session, device, precision, quantization);
   }
 
   async embed(pixels: Float32Array, count: number, options: { patchTokens?: boolean } = {}): Promise<{ embeds: Float32Array; patchTokens?: Float32Array }> {

@@ -9,7 +9,12 @@
 import { z } from 'zod';
 import { definePlugin, type FrozenImageEncoder } from '@dfd/core';
 import { loadClip, loadClipSync } from './load.js';
-import { OnnxClipImageEncoder } from './onnx-encoder.js';
+import { resolve } from 'node:path';
+import { clipEncoderInfo, OnnxClipImageEncoder } from './onnx-encoder.js';
+import type { CalibrationSet } from './onnx-build/calibrate.js';
+import { calibrationImages, drawCalibrationImages } from './cli/calibration.js';
+import { imagesFromGlob, imagesFromList } from './cli/image-list.js';
+import { pilSource } from './cli/pixel-sources.js';
 import { OnnxSessionError } from './onnx-session.js';
 import { TfjsClipImageEncoder } from './frozen-tfjs.js';
 import { encodeCommand } from './cli/encode.js';
@@ -28,16 +33,49 @@ export const clipEncoderConfig = z.object({
    * with int8 encoder weights from model.safetensors; `bf16` is refused on CPU with the measured reason.
    */
   precision: z.enum(['fp32', 'bf16', 'int8']).default('fp32'),
+  /**
+   * int8 only: quantise activations statically (QDQ) with ranges calibrated on `count` images drawn evenly
+   * from `images` (a glob, a list file as for `dfd encode --dataset`, or paths), CLIP's eval preprocessing.
+   * Draw them from the training split: calibrating on test images would let the test set shape the model.
+   */
+  calibrate: z
+    .object({
+      images: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+      count: z.number().int().positive().default(256),
+      /** SmoothQuant's α (0: off, the default; 0.5 is the paper's, for checkpoints with outlier channels). */
+      smoothAlpha: z.number().min(0).max(1).default(0),
+    })
+    .optional(),
   /** Which tower is fine-tuned; CLIP stays frozen by default (prompt learning). */
   trainable: z.enum(['none', 'vision', 'text', 'all']).default('none'),
 });
 
 export type ClipEncoderConfig = z.output<typeof clipEncoderConfig>;
 
+/** The calibration set a config names: its images, CLIP's eval transform (Pillow bicubic), unreadable ones left out. */
+async function calibrationFromConfig(config: ClipEncoderConfig, calibrate: NonNullable<ClipEncoderConfig['calibrate']>): Promise<CalibrationSet> {
+  if (config.precision !== 'int8') throw new OnnxSessionError(`calibrate is for precision 'int8' (static activation ranges), not '${config.precision}'`);
+  const images = calibrate.images;
+  const paths = Array.isArray(images)
+    ? images.map((p) => resolve(p))
+    : /[*?{[]/.test(images)
+      ? await imagesFromGlob(images, process.cwd())
+      : await imagesFromList(images, process.cwd());
+  const source = pilSource('pil', () => undefined);
+  const log = (message: string) => process.stderr.write(`[dfd] encoder clip: ${message}\n`);
+  return calibrationImages(drawCalibrationImages(paths, calibrate.count), source, await clipEncoderInfo(config.model), log);
+}
+
 /** The frozen image path a config asks for (onnxruntime or the tfjs towers). */
 export async function frozenImageEncoderFor(config: ClipEncoderConfig): Promise<FrozenImageEncoder> {
   if (config.engine === 'onnx') {
-    return OnnxClipImageEncoder.create(config.model, { device: config.device, precision: config.precision, ...(config.onnx ? { onnx: config.onnx } : {}) });
+    const calibration = config.calibrate ? await calibrationFromConfig(config, config.calibrate) : undefined;
+    return OnnxClipImageEncoder.create(config.model, {
+      device: config.device,
+      precision: config.precision,
+      ...(config.onnx ? { onnx: config.onnx } : {}),
+      ...(calibration ? { calibration, smoothAlpha: config.calibrate!.smoothAlpha } : {}),
+    });
   }
   if (config.precision !== 'fp32') throw new OnnxSessionError(`precision '${config.precision}' needs engine 'onnx' (the tfjs towers are fp32)`);
   return TfjsClipImageEncoder.wrap(await loadClip(config.model), true);
@@ -53,11 +91,17 @@ export const clipPlugin = definePlugin({
       description: 'CLIP (ViT) image and text towers in tfjs from a Hugging Face folder; frozen unless `trainable` says otherwise',
       config: clipEncoderConfig,
       useFactory: (config) => {
+        if (config.calibrate && (config.precision !== 'int8' || config.engine !== 'onnx')) {
+          throw new OnnxSessionError(`calibrate is for engine 'onnx' with precision 'int8' (static activation ranges); this config has engine '${config.engine}', precision '${config.precision}'`);
+        }
         const encoder = loadClipSync(config.model);
         if (config.trainable !== 'none') encoder.setTrainable(config.trainable);
         // With engine 'onnx', frozen feature extraction (core's feature cache) runs on onnxruntime over the
         // checkpoint's ONNX export; otherwise the cache uses this encoder's own tfjs image tower.
-        if (config.engine === 'onnx') return Object.assign(encoder, { frozenImageEncoder: () => frozenImageEncoderFor(config), frozenPrecision: config.precision });
+        if (config.engine === 'onnx') {
+          const frozenPrecision = config.precision === 'int8' && config.calibrate ? 'int8-static' : config.precision;
+          return Object.assign(encoder, { frozenImageEncoder: () => frozenImageEncoderFor(config), frozenPrecision });
+        }
         if (config.precision !== 'fp32') throw new OnnxSessionError(`precision '${config.precision}' needs engine 'onnx' (the tfjs towers are fp32)`);
         return encoder;
       },

@@ -1,12 +1,12 @@
 /** `dfd encode` run directly (`run(args, io)`) on the tiny CLIP with real image files on disk. */
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBackend, PluginRegistry, readSafetensors, tf, UsageError, type CliIO } from '@dfd/core';
-import clipPluginDefault, { clipPlugin, clipPreprocessBatch, encodeCommand, frozenImageEncoderFor, loadClip, type ClipEncoder } from '@dfd/encoder-clip';
+import clipPluginDefault, { clipPlugin, clipPreprocessBatch, drawCalibrationImages, encodeCommand, frozenImageEncoderFor, loadClip, type ClipEncoder } from '@dfd/encoder-clip';
 import { FIXTURES, TINY_CLIP, maxAbsDiff } from './helpers.js';
 
 function makeIo(cwd: string): CliIO & { out: () => string; err: () => string } {
@@ -137,6 +137,53 @@ describe('dfd encode', () => {
     await expect(encodeCommand.run(['--model', model, '--images', 'imgs/**/*.{png,jpg}', '--out', 'int8.safetensors'], makeIo(dir))).rejects.toThrow(
       /another model or precision .*precision int8.*precision fp32/,
     );
+  });
+
+  it('--precision int8 --calibrate N: static int8 calibrated on N images drawn from the whole list, the same for every shard', async () => {
+    const model = join(dir, 'hf-static');
+    await mkdir(model);
+    for (const file of ['config.json', 'model.safetensors']) await copyFile(join(TINY_CLIP, file), join(model, file));
+    const args = (out: string, ...more: string[]) => ['--model', model, '--images', 'imgs/**/*.{png,jpg}', '--out', out, '--precision', 'int8', '--calibrate', '4', ...more];
+    const io = makeIo(dir);
+    expect(await encodeCommand.run(args('static.safetensors'), io)).toBe(0);
+    expect(io.err()).toMatch(/calibrating int8 activation ranges on 4 images/);
+    expect(io.out()).toMatch(/onnxruntime-cpu-int8-static, int8, batch 16/);
+    const index = JSON.parse(await readFile(join(dir, 'static.safetensors.index.json'), 'utf8'));
+    expect(index).toMatchObject({ precision: 'int8', engine: 'onnxruntime-cpu-int8-static' });
+    const manifests = (await readdir(join(model, 'onnx/dfd'))).filter((f) => /^vision-int8-static-.*\.manifest\.json$/.test(f));
+    expect(manifests).toHaveLength(1);
+    const manifest = JSON.parse(await readFile(join(model, 'onnx/dfd', manifests[0]!), 'utf8'));
+    expect(manifest.calibration).toMatchObject({ images: 4 });
+    expect(manifest.method).toMatch(/^int8-static-qdq/);
+    expect(index.weightsDigest).toBe(manifest.digest);
+    // A shard draws the same calibration images from the whole list: the same graph, not a second one.
+    const shard = makeIo(dir);
+    expect(await encodeCommand.run(args('shard0.safetensors', '--shard', '0/2'), shard)).toBe(0);
+    expect(shard.err()).not.toMatch(/building/);
+    expect(JSON.parse(await readFile(join(dir, 'shard0.safetensors.index.json'), 'utf8')).weightsDigest).toBe(manifest.digest);
+    // Dynamic int8 is another precision namespace: its file refuses the static rows.
+    await expect(encodeCommand.run(args('int8.safetensors'), makeIo(dir))).rejects.toThrow(/another model or precision/);
+    await expect(encodeCommand.run(['--model', model, '--images', 'imgs/*.png', '--out', 'x.safetensors', '--calibrate', '4'], makeIo(dir))).rejects.toThrow(
+      /--calibrate goes with --precision int8/,
+    );
+  });
+
+  it("the encoder config's calibrate: static int8 for the feature cache, announced as int8-static; refused without int8", async () => {
+    const model = join(dir, 'hf-static');
+    const base = { model, device: 'cpu' as const, trainable: 'none' as const, engine: 'onnx' as const };
+    const encoder = await frozenImageEncoderFor({ ...base, precision: 'int8', calibrate: { images, count: 4, smoothAlpha: 0 } });
+    expect(encoder.engine).toBe('onnxruntime-cpu-int8-static');
+    // The same list, draw and preprocessing as `dfd encode --calibrate 4` above: the same cached graph.
+    const index = JSON.parse(await readFile(join(dir, 'static.safetensors.index.json'), 'utf8'));
+    expect(encoder.weightsDigest).toBe(index.weightsDigest);
+    await encoder.dispose();
+    await expect(frozenImageEncoderFor({ ...base, precision: 'fp32', calibrate: { images: 'imgs/*.png', count: 4, smoothAlpha: 0 } })).rejects.toThrow(/calibrate is for precision 'int8'/);
+  });
+
+  it('draws calibration images evenly over the list', () => {
+    const list = Array.from({ length: 10 }, (_, i) => `img${i}`);
+    expect(drawCalibrationImages(list, 4)).toEqual(['img1', 'img3', 'img6', 'img8']);
+    expect(drawCalibrationImages(list, 20)).toEqual(list);
   });
 });
 

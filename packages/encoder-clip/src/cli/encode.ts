@@ -21,7 +21,9 @@ import {
   type FrozenImageEncoder,
 } from '@dfd/core';
 import { loadClip } from '../load.js';
-import { findClipOnnx, OnnxClipImageEncoder } from '../onnx-encoder.js';
+import { clipEncoderInfo, findClipOnnx, OnnxClipImageEncoder } from '../onnx-encoder.js';
+import { calibrationImages, drawCalibrationImages } from './calibration.js';
+import type { CalibrationSet } from '../onnx-build/calibrate.js';
 import { TfjsClipImageEncoder } from '../frozen-tfjs.js';
 import { FROZEN_PRECISIONS, type FrozenPrecision } from '../onnx-session.js';
 import { pilSource, presetSource, type PixelSource, type SkippedImage } from './pixel-sources.js';
@@ -41,6 +43,12 @@ Frozen CLIP image embeddings (and optionally patch tokens) for many images.
   --precision P        fp32 (default) | int8 | bf16 for the onnx engine. int8: the vision tower is built from
                        model.safetensors with int8 encoder weights, once, and cached beside the model (~3x fp32);
                        bf16 is refused on CPU (onnxruntime has no fast bf16 kernel here)
+  --calibrate N        with --precision int8: quantise activations statically (QDQ), with ranges calibrated on
+                       N images drawn evenly from the whole list (every --shard draws the same ones), made
+                       with this command's preprocessing; the graph is cached per calibration set. Without
+                       it int8 quantises activations at run time (dynamic)
+  --smooth-alpha A     with --calibrate: fold SmoothQuant's channel scales (migration strength A in [0, 1],
+                       0.5 in the paper) into the LayerNorms and v first; default 0 (off, see the README)
   --onnx PATH          ONNX vision tower, when not at DIR/onnx/vision_model.onnx (fp32 only)
   --device cpu|cuda    onnxruntime device (cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12)
   --batch N            images per forward pass (default 16)
@@ -92,14 +100,27 @@ class Progress {
   }
 }
 
-async function openEngine(engine: string, model: string, values: Map<string, string>, io: CliIO): Promise<FrozenImageEncoder> {
+async function openEngine(
+  engine: string,
+  model: string,
+  values: Map<string, string>,
+  io: CliIO,
+  calibrate?: () => Promise<CalibrationSet>,
+): Promise<FrozenImageEncoder> {
   if (engine === 'onnx') {
     const device = values.get('device') ?? 'cpu';
     if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
     const threads = values.has('threads') ? positiveInt(values.get('threads'), 'threads', 1) : undefined;
     const precision = values.get('precision') ?? 'fp32';
     if (!FROZEN_PRECISIONS.includes(precision as FrozenPrecision)) throw new UsageError(`--precision must be one of ${FROZEN_PRECISIONS.join(', ')}, got '${precision}'`);
+    if (calibrate && precision !== 'int8') throw new UsageError(`--calibrate goes with --precision int8 (static activation ranges), not ${precision}`);
+    if (values.has('smooth-alpha') && !calibrate) throw new UsageError('--smooth-alpha goes with --calibrate N');
+    const smoothAlpha = values.has('smooth-alpha') ? Number(values.get('smooth-alpha')) : undefined;
+    if (smoothAlpha !== undefined && !(smoothAlpha >= 0 && smoothAlpha <= 1)) throw new UsageError(`--smooth-alpha must be a number in [0, 1], got '${values.get('smooth-alpha')}'`);
+    const calibration = calibrate ? await calibrate() : undefined;
     return OnnxClipImageEncoder.create(model, {
+      ...(calibration ? { calibration } : {}),
+      ...(smoothAlpha !== undefined ? { smoothAlpha } : {}),
       device,
       precision: precision as FrozenPrecision,
       log: (message) => io.stderr.write(`encode: ${message}\n`),
@@ -108,6 +129,7 @@ async function openEngine(engine: string, model: string, values: Map<string, str
     });
   }
   if ((values.get('precision') ?? 'fp32') !== 'fp32') throw new UsageError(`--precision ${values.get('precision')} needs --engine onnx (the tfjs towers are fp32)`);
+  if (calibrate) throw new UsageError('--calibrate needs --engine onnx --precision int8');
   await ensureBackend();
   return TfjsClipImageEncoder.wrap(await loadClip(model), true);
 }
@@ -224,7 +246,7 @@ export const encodeCommand: CliCommand = {
   async run(args: string[], io: CliIO): Promise<number> {
     if (args[0] === 'merge') return runMerge(args.slice(1), io);
     const { values, booleans } = parseFlags(args, {
-      values: ['model', 'images', 'dataset', 'out', 'engine', 'precision', 'preset', 'loader', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every', 'shard'],
+      values: ['model', 'images', 'dataset', 'out', 'engine', 'precision', 'calibrate', 'smooth-alpha', 'preset', 'loader', 'onnx', 'device', 'batch', 'threads', 'resample', 'checkpoint-every', 'shard'],
       booleans: ['patch-tokens', 'help'],
     });
     if (booleans.has('help')) {
@@ -257,7 +279,14 @@ export const encodeCommand: CliCommand = {
     const listed = values.has('images') ? await imagesFromGlob(values.get('images')!, io.cwd) : await imagesFromList(values.get('dataset')!, io.cwd);
     const images = shard ? shardBlock(listed, shard) : listed;
     const shardFacts = shard ? shardMetadata(listed, shard, images.length) : {};
-    const encoder = await openEngine(engine, model, values, io);
+    const calibrate = values.has('calibrate')
+      ? async () => {
+          const count = positiveInt(values.get('calibrate'), 'calibrate', 1);
+          const info = await clipEncoderInfo(model);
+          return calibrationImages(drawCalibrationImages(listed, count), source, info, (message) => io.stderr.write(`encode: ${message}\n`));
+        }
+      : undefined;
+    const encoder = await openEngine(engine, model, values, io, calibrate);
     try {
       const rows = await readExisting(out, encoder, patchTokens, source, shardFacts.shard);
       const done = new Set(rows.paths);

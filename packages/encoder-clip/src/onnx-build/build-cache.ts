@@ -18,7 +18,9 @@ import { join } from 'node:path';
 import { SafetensorsFile } from '@dfd/core';
 import { readClipConfig } from '../config.js';
 import { OnnxGraphBuilder } from './graph-builder.js';
-import { CLIP_VISION_GRAPH_VERSION, writeClipVisionGraph, type GraphPrecision } from './clip-vision-graph.js';
+import { CLIP_VISION_GRAPH_VERSION, writeClipVisionGraph, type GraphPrecision, type GraphReport } from './clip-vision-graph.js';
+import { calibrateChannelRanges, type CalibrationSet } from './calibrate.js';
+import { DEFAULT_SMOOTH_ALPHA } from './static-int8.js';
 
 export const CLIP_ONNX_MANIFEST_FORMAT = 'dfd-clip-vision-onnx/1';
 
@@ -29,8 +31,12 @@ export interface BuiltGraphManifest {
   /** How the weights were turned into the graph's tensors. */
   method: string;
   source: { file: string; bytes: number; mtimeMs: number; sha256: string; configSha256: string };
-  /** Digest of the calibration image set for static quantisation; null for weight-only methods. */
-  calibration: null | { images: number; sha256: string };
+  /** The calibration image set of static quantisation (digest of its pixels); null for the other methods. */
+  calibration: null | { images: number; sha256: string; method: string; smoothAlpha: number };
+  /** Static int8: the per-tensor range of each Linear input, `[min, max]` after smoothing (what the graph's scales come from). */
+  activationRanges?: Record<string, [number, number]>;
+  /** Static int8: the Linear layers whose input channels were smoothed (SmoothQuant). */
+  smoothed?: string[];
   /** Digest of everything above that decides the graph's numbers: the weights digest of features made with it. */
   digest: string;
   createdAt: string;
@@ -41,6 +47,11 @@ export const PRECISION_METHODS: Record<GraphPrecision, string> = {
   fp32: 'fp32: safetensors weights widened to float32',
   int8: 'int8-dynamic-matmul: encoder Linear weights int8 symmetric per output channel, activations uint8 per tensor at run time (DynamicQuantizeMatMul); conv and projection fp32',
 };
+
+/** Static int8: the method string of the manifest, and how the ranges were taken from the calibration set. */
+export const STATIC_INT8_METHOD =
+  'int8-static-qdq: encoder Linear weights int8 symmetric per output channel, activations uint8 per tensor with calibrated ranges (QuantizeLinear/DequantizeLinear), SmoothQuant scales folded into the LayerNorms and v when smoothAlpha > 0; conv and projection fp32';
+export const CALIBRATION_METHOD = 'minmax: the smallest and largest value of each Linear input channel over the whole calibration set';
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -98,8 +109,19 @@ async function outputDir(modelDir: string, sourceDigest: () => Promise<string>):
 export async function ensureClipVisionOnnx(
   modelDir: string,
   precision: GraphPrecision,
-  options: { log?: (message: string) => void } = {},
+  options: {
+    log?: (message: string) => void;
+    /** int8 only: quantise activations statically with ranges observed on these images (else dynamically). */
+    calibration?: CalibrationSet;
+    /** SmoothQuant's α for a static graph (default 0: no smoothing; 0.5 is the paper's). */
+    smoothAlpha?: number;
+    threads?: number;
+  } = {},
 ): Promise<BuiltGraph> {
+  const calibration = options.calibration;
+  const smoothAlpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
+  if (!(smoothAlpha >= 0 && smoothAlpha <= 1)) throw new Error(`smoothAlpha must be in [0, 1], got ${smoothAlpha}`);
+  if (calibration && precision !== 'int8') throw new Error(`a calibration set is for precision int8 (static activation ranges), not ${precision}`);
   const source = join(modelDir, 'model.safetensors');
   const configPath = join(modelDir, 'config.json');
   const config = await readClipConfig(modelDir);
@@ -112,11 +134,15 @@ export async function ensureClipVisionOnnx(
   let digest: string | undefined;
   const sourceDigest = async () => (digest ??= await sha256File(source));
   const dir = await outputDir(modelDir, sourceDigest);
-  const base = join(dir, `vision-${precision}`);
+  // Each calibration set is its own graph: several can sit side by side in the cache.
+  const calibrationFacts = calibration ? { images: calibration.images, sha256: calibration.sha256, method: CALIBRATION_METHOD, smoothAlpha } : null;
+  const calibrationKey = calibrationFacts && createHash('sha256').update(JSON.stringify(calibrationFacts)).digest('hex').slice(0, 16);
+  const base = join(dir, calibrationKey ? `vision-int8-static-${calibrationKey}` : `vision-${precision}`);
   const manifestPath = `${base}.manifest.json`;
   const configSha256 = createHash('sha256').update(await readFile(configPath)).digest('hex');
   const known = await readManifest(manifestPath);
-  if (known && known.graphVersion === CLIP_VISION_GRAPH_VERSION && known.source.configSha256 === configSha256 && (await exists(`${base}.onnx`))) {
+  const sameCalibration = JSON.stringify(known?.calibration ?? null) === JSON.stringify(calibrationFacts);
+  if (known && sameCalibration && known.graphVersion === CLIP_VISION_GRAPH_VERSION && known.source.configSha256 === configSha256 && (await exists(`${base}.onnx`))) {
     const unchanged = known.source.bytes === info.size && known.source.mtimeMs === info.mtimeMs;
     if (unchanged || known.source.sha256 === (await sourceDigest())) return { path: `${base}.onnx`, manifest: known, built: false };
   }
@@ -125,12 +151,19 @@ export async function ensureClipVisionOnnx(
   await mkdir(dir, { recursive: true });
   const builder = await OnnxGraphBuilder.create(`${base}.onnx`);
   const file = await SafetensorsFile.open(source);
-  const method = PRECISION_METHODS[precision];
+  const method = calibration ? STATIC_INT8_METHOD : PRECISION_METHODS[precision];
   const sha256 = await sourceDigest();
-  const decided = { format: CLIP_ONNX_MANIFEST_FORMAT, graphVersion: CLIP_VISION_GRAPH_VERSION, precision, method, sha256, configSha256, calibration: null };
+  const decided = { format: CLIP_ONNX_MANIFEST_FORMAT, graphVersion: CLIP_VISION_GRAPH_VERSION, precision, method, sha256, configSha256, calibration: calibrationFacts };
   const graphDigest = createHash('sha256').update(JSON.stringify(decided)).digest('hex');
+  let report: GraphReport = {};
   try {
-    await writeClipVisionGraph(builder, file, config, precision);
+    let variant = {};
+    if (calibration) {
+      options.log?.(`calibrating int8 activation ranges on ${calibration.images} images (${CALIBRATION_METHOD.split(':')[0]}, SmoothQuant α ${smoothAlpha})`);
+      const channels = await calibrateChannelRanges(file, config, `${base}.probe`, calibration, options.threads);
+      variant = { calibration: { channels, smoothAlpha } };
+    }
+    report = await writeClipVisionGraph(builder, file, config, precision, variant);
     await builder.finish({ 'dfd.precision': precision, 'dfd.source_sha256': sha256, 'dfd.digest': graphDigest }, `clip_vision_${precision}`);
   } catch (error) {
     await builder.abort();
@@ -144,7 +177,8 @@ export async function ensureClipVisionOnnx(
     precision,
     method,
     source: { file: source, bytes: info.size, mtimeMs: info.mtimeMs, sha256, configSha256 },
-    calibration: null,
+    calibration: calibrationFacts,
+    ...report,
     digest: graphDigest,
     createdAt: new Date().toISOString(),
     buildSeconds: (performance.now() - started) / 1000,

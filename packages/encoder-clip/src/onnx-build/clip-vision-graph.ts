@@ -20,11 +20,15 @@ import type { ClipConfig, HiddenAct } from '../config.js';
 import { DataType } from './proto.js';
 import type { OnnxGraphBuilder } from './graph-builder.js';
 import { quantizeLinearWeight, transpose } from './quantize.js';
+import { divideChannels, scaleInputColumns, smoothingScales, tensorRange, uint8Quantization, type StaticInt8Calibration } from './static-int8.js';
 
 export type GraphPrecision = 'fp32' | 'int8';
 
 /** Bumped whenever the graph written for the same weights changes (part of the cache manifest). */
 export const CLIP_VISION_GRAPH_VERSION = 1;
+
+/** Graph output names of the calibration probes of Linear layer `name` (per-channel minima and maxima, `[in]`). */
+export const probeOutputs = (name: string) => ({ min: `range_min:${name}`, max: `range_max:${name}` });
 
 export class ClipGraphError extends Error {
   override name = 'ClipGraphError';
@@ -63,6 +67,27 @@ export interface GraphVariant {
   attention?: 'fused' | 'plain';
   /** In an int8 graph, Linear layers whose name matches stay float32 (e.g. /mlp\.fc2/). */
   keepFloat?: RegExp;
+  /**
+   * fp32 graph for calibration: every Linear input also goes to two outputs (`probeOutputs(name)`), its
+   * per-channel minimum and maximum over the batch and tokens.
+   */
+  probeRanges?: boolean;
+  /**
+   * Calibrated channel ranges. In an int8 graph: static activation quantisation (QDQ), each Linear input
+   * QuantizeLinear → DequantizeLinear with the uint8 parameters of its range, the weight a DequantizeLinear
+   * of the int8 weights (onnxruntime fuses the pattern into integer kernels); without it int8 is dynamic.
+   * With `smoothAlpha` > 0 (either precision) SmoothQuant's scales are folded into the weights: into the
+   * LayerNorm before qkv and fc1, and into v before out_proj (fc2 follows a GELU, which no scale passes).
+   */
+  calibration?: StaticInt8Calibration;
+}
+
+/** What the writer decided from a calibration, for the manifest. */
+export interface GraphReport {
+  /** Per-tensor range of each statically quantised Linear input (after smoothing). */
+  activationRanges?: Record<string, [number, number]>;
+  /** Linear layers whose input channels were smoothed. */
+  smoothed?: string[];
 }
 
 interface Ctx {
@@ -70,6 +95,9 @@ interface Ctx {
   w: WeightReader;
   precision: GraphPrecision;
   variant: GraphVariant;
+  /** SmoothQuant scales applied to each Linear's input channels (filled while layers are written). */
+  smoothing: Map<string, Float32Array>;
+  report: GraphReport;
 }
 
 /** Scaled dot-product attention from standard ops: `[B, T, W]` q, k, v → `[B, T, W]`. */
@@ -88,20 +116,53 @@ function plainAttention(ctx: Ctx, q: string, k: string, v: string, heads: number
 /** `x @ weightᵀ + bias` for a PyTorch Linear `[out, in]`, in the graph's precision. */
 async function linear(ctx: Ctx, x: string, name: string, weight: Float32Array, bias: Float32Array | undefined, out: number, inFeatures: number): Promise<string> {
   const { g } = ctx;
+  if (ctx.variant.probeRanges) {
+    const probe = probeOutputs(name);
+    g.op('ReduceMin', [x], { axes: [0, 1], keepdims: 0 }, undefined, probe.min);
+    g.op('ReduceMax', [x], { axes: [0, 1], keepdims: 0 }, undefined, probe.max);
+    g.output(probe.min, DataType.FLOAT, [inFeatures]);
+    g.output(probe.max, DataType.FLOAT, [inFeatures]);
+  }
+  let product: string;
   if (ctx.precision === 'int8' && !ctx.variant.keepFloat?.test(name)) {
     const q = quantizeLinearWeight(weight, out, inFeatures);
     const b = await g.weight(`${name}.weight_int8`, [inFeatures, out], q.values);
     const scale = await g.weight(`${name}.weight_scale`, [out], q.scales);
-    const inputs = [x, b, scale, '', ...(bias ? [await g.weight(`${name}.bias`, [out], bias)] : [])];
-    return g.op('DynamicQuantizeMatMul', inputs, undefined, MS);
+    const biasName = bias ? await g.weight(`${name}.bias`, [out], bias) : undefined;
+    if (!ctx.variant.calibration) return g.op('DynamicQuantizeMatMul', [x, b, scale, '', ...(biasName ? [biasName] : [])], undefined, MS);
+    product = staticQdqMatMul(ctx, x, name, b, scale, out);
+    return biasName ? g.op('Add', [product, biasName]) : product;
   }
-  const product = g.op('MatMul', [x, await g.weight(`${name}.weight_t`, [inFeatures, out], transpose(weight, out, inFeatures))]);
+  product = g.op('MatMul', [x, await g.weight(`${name}.weight_t`, [inFeatures, out], transpose(weight, out, inFeatures))]);
   return bias ? g.op('Add', [product, await g.weight(`${name}.bias`, [out], bias)]) : product;
 }
 
-async function layerNorm(ctx: Ctx, x: string, name: string, width: number, eps: number, output?: string): Promise<string> {
-  const scale = await ctx.g.weight(`${name}.weight`, [width], await ctx.w.read(`${name}.weight`, [width]));
-  const bias = await ctx.g.weight(`${name}.bias`, [width], await ctx.w.read(`${name}.bias`, [width]));
+/** `DQ(Q(x)) @ DQ(B)`: the QDQ form of a statically quantised MatMul (weights int8 per column, zero point 0). */
+function staticQdqMatMul(ctx: Ctx, x: string, name: string, weightInt8: string, weightScale: string, out: number): string {
+  const { g } = ctx;
+  const channels = ctx.variant.calibration!.channels.get(name);
+  if (!channels) throw new ClipGraphError(`no calibrated activation range for '${name}': the calibration did not cover every Linear layer`);
+  const range = tensorRange(channels, ctx.smoothing.get(name));
+  (ctx.report.activationRanges ??= {})[name] = [range.min, range.max];
+  const { scale, zeroPoint } = uint8Quantization(range);
+  const xScale = g.constant(`${name}.input_scale`, [], Float32Array.of(scale));
+  const xZero = g.constant(`${name}.input_zero_point`, [], Uint8Array.of(zeroPoint), DataType.UINT8);
+  const xq = g.op('DequantizeLinear', [g.op('QuantizeLinear', [x, xScale, xZero]), xScale, xZero]);
+  const wZero = g.constant(`${name}.weight_zero_point`, [out], new Int8Array(out));
+  const w = g.op('DequantizeLinear', [weightInt8, weightScale, wZero], { axis: 1 });
+  return g.op('MatMul', [xq, w]);
+}
+
+/** LayerNorm; with `smoothedBy`, γ and β divided by the next Linear's smoothing scales. */
+async function layerNorm(ctx: Ctx, x: string, name: string, width: number, eps: number, output?: string, smoothedBy?: Float32Array): Promise<string> {
+  const gamma = await ctx.w.read(`${name}.weight`, [width]);
+  const beta = await ctx.w.read(`${name}.bias`, [width]);
+  if (smoothedBy) {
+    divideChannels(gamma, smoothedBy);
+    divideChannels(beta, smoothedBy);
+  }
+  const scale = await ctx.g.weight(`${name}.weight`, [width], gamma);
+  const bias = await ctx.g.weight(`${name}.bias`, [width], beta);
   return ctx.g.op('LayerNormalization', [x, scale, bias], { axis: -1, epsilon: { float: eps } }, undefined, output);
 }
 
@@ -129,27 +190,54 @@ function concat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
+/**
+ * SmoothQuant's scales for Linear `name` (weights `[out, in]`, PyTorch layout), multiplied into its weight
+ * columns here; the caller divides the producer of its input by them. Undefined when not smoothing.
+ */
+function smooth(ctx: Ctx, name: string, weight: Float32Array, out: number, inFeatures: number): Float32Array | undefined {
+  const calibration = ctx.variant.calibration;
+  if (!calibration || !(calibration.smoothAlpha > 0) || ctx.variant.keepFloat?.test(name)) return undefined;
+  const channels = calibration.channels.get(name);
+  if (!channels) throw new ClipGraphError(`no calibrated channel ranges for '${name}': the calibration did not cover every Linear layer`);
+  const scales = smoothingScales(channels, weight, out, inFeatures, calibration.smoothAlpha);
+  scaleInputColumns(weight, scales, out, inFeatures);
+  ctx.smoothing.set(name, scales);
+  (ctx.report.smoothed ??= []).push(name);
+  return scales;
+}
+
 async function encoderLayer(ctx: Ctx, x: string, i: number, config: ClipConfig): Promise<string> {
   const v = config.vision;
   const W = v.hiddenSize;
   const p = `encoder.layers.${i}`;
   const { g, w } = ctx;
-  const h = await layerNorm(ctx, x, `${p}.layer_norm1`, W, v.layerNormEps);
   const proj = (n: string) => w.read(`${p}.self_attn.${n}.weight`, [W, W]);
   const bias = (n: string) => w.read(`${p}.self_attn.${n}.bias`, [W]);
   const qkvWeight = concat([await proj('q_proj'), await proj('k_proj'), await proj('v_proj')]);
   const qkvBias = concat([await bias('q_proj'), await bias('k_proj'), await bias('v_proj')]);
+  const outWeight = await proj('out_proj');
+  // Both scales from the weights as read; the two foldings touch different axes of qkvWeight and commute.
+  const qkvScales = smooth(ctx, `${p}.self_attn.qkv`, qkvWeight, 3 * W, W);
+  const outScales = smooth(ctx, `${p}.self_attn.out_proj`, outWeight, W, W);
+  if (outScales) {
+    // Attention mixes v's rows over tokens, so dividing v's output channel j divides the context's channel j.
+    divideChannels(qkvWeight, outScales, 2 * W, W, W);
+    divideChannels(qkvBias, outScales, 2 * W);
+  }
+  const h = await layerNorm(ctx, x, `${p}.layer_norm1`, W, v.layerNormEps, undefined, qkvScales);
   const qkv = await linear(ctx, h, `${p}.self_attn.qkv`, qkvWeight, qkvBias, 3 * W, W);
   const [q, k, vv] = g.node('Split', [qkv, g.int64s('split', [W, W, W])], { attributes: { axis: -1 }, outputs: 3 });
   const attended =
     ctx.variant.attention === 'plain'
       ? plainAttention(ctx, q!, k!, vv!, v.numHeads, W)
       : g.op('MultiHeadAttention', [q!, k!, vv!], { num_heads: v.numHeads, scale: { float: 1 / Math.sqrt(W / v.numHeads) } }, MS);
-  const attnOut = await linear(ctx, attended, `${p}.self_attn.out_proj`, await proj('out_proj'), await bias('out_proj'), W, W);
+  const attnOut = await linear(ctx, attended, `${p}.self_attn.out_proj`, outWeight, await bias('out_proj'), W, W);
   const afterAttn = g.op('Add', [x, attnOut]);
-  const h2 = await layerNorm(ctx, afterAttn, `${p}.layer_norm2`, W, v.layerNormEps);
   const I = v.intermediateSize;
-  const fc1 = await linear(ctx, h2, `${p}.mlp.fc1`, await w.read(`${p}.mlp.fc1.weight`, [I, W]), await w.read(`${p}.mlp.fc1.bias`, [I]), I, W);
+  const fc1Weight = await w.read(`${p}.mlp.fc1.weight`, [I, W]);
+  const fc1Scales = smooth(ctx, `${p}.mlp.fc1`, fc1Weight, I, W);
+  const h2 = await layerNorm(ctx, afterAttn, `${p}.layer_norm2`, W, v.layerNormEps, undefined, fc1Scales);
+  const fc1 = await linear(ctx, h2, `${p}.mlp.fc1`, fc1Weight, await w.read(`${p}.mlp.fc1.bias`, [I]), I, W);
   const fc2 = await linear(ctx, activation(ctx, fc1, v.hiddenAct), `${p}.mlp.fc2`, await w.read(`${p}.mlp.fc2.weight`, [W, I]), await w.read(`${p}.mlp.fc2.bias`, [W]), W, I);
   return g.op('Add', [afterAttn, fc2]);
 }
@@ -181,9 +269,9 @@ export async function writeClipVisionGraph(
   config: ClipConfig,
   precision: GraphPrecision,
   variant: GraphVariant = {},
-): Promise<void> {
+): Promise<GraphReport> {
   const names = visionPrefix(file);
-  const ctx: Ctx = { g, w: new WeightReader(file, names.vision), precision, variant };
+  const ctx: Ctx = { g, w: new WeightReader(file, names.vision), precision, variant, smoothing: new Map(), report: {} };
   g.useOpset(MS, 1);
   const v = config.vision;
   const W = v.hiddenSize;
@@ -201,4 +289,5 @@ export async function writeClipVisionGraph(
   g.op('MatMul', [pooled, await g.weight('visual_projection.weight_t', [W, D], transpose(projection, D, W))], undefined, undefined, 'image_embeds');
   g.output('image_embeds', DataType.FLOAT, ['batch', D]);
   g.output('last_hidden_state', DataType.FLOAT, ['batch', tokens, W]);
+  return ctx.report;
 }

@@ -12,7 +12,7 @@ const ALIGN = 4096;
 
 export type WeightData = Float32Array | Int8Array | Uint8Array;
 
-function bytesOf(data: WeightData | BigInt64Array | Int32Array): Uint8Array {
+function bytesOf(data: WeightData | BigInt64Array | Int32Array | Int8Array): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
@@ -63,10 +63,18 @@ export class OnnxGraphBuilder {
   }
 
   /** A small constant stored inside the graph. */
-  constant(prefix: string, dims: number[], data: Float32Array | BigInt64Array | Int32Array | Int8Array, dataType?: DataTypeCode): string {
+  constant(prefix: string, dims: number[], data: Float32Array | BigInt64Array | Int32Array | Int8Array | Uint8Array, dataType?: DataTypeCode): string {
     const type =
       dataType ??
-      (data instanceof Float32Array ? DataType.FLOAT : data instanceof BigInt64Array ? DataType.INT64 : data instanceof Int32Array ? DataType.INT32 : DataType.INT8);
+      (data instanceof Float32Array
+        ? DataType.FLOAT
+        : data instanceof BigInt64Array
+          ? DataType.INT64
+          : data instanceof Int32Array
+            ? DataType.INT32
+            : data instanceof Uint8Array
+              ? DataType.UINT8
+              : DataType.INT8);
     const name = this.name(prefix);
     this.initializers.push(encodeTensor(name, type, dims, { raw: bytesOf(data) }));
     return name;
