@@ -1,6 +1,6 @@
 // npm run bench -w @dfd/encoder-clip
 // The frozen CLIP image tower at each precision against PyTorch's best CPU modes, in one run, same threads:
-// ViT-B/16 and ViT-L/14 vision towers (patch tokens on) at batch 1, 8, 32 — ours fp32 / int8 / bf16
+// ViT-B/16 and ViT-L/14 vision towers (patch tokens on) at batch 1, 8, 32 — ours fp32 / int8 (dynamic and static) / bf16
 // (onnxruntime-node, graphs built by our TypeScript writer from the HF folder) vs transformers'
 // CLIPVisionModelWithProjection in fp32 and bf16 autocast, on the same weights. Each measurement is its own
 // process (peak RSS is its own). The embedding cosine to PyTorch fp32 is measured on a batch of real images
@@ -16,7 +16,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { clipPreprocessBatch, ensureClipVisionOnnx } from '@dfd/encoder-clip';
+import { calibrationSet, clipPreprocessBatch, ensureClipVisionOnnx } from '@dfd/encoder-clip';
 import { makeModel } from './make-model.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -25,14 +25,16 @@ const threads = Number(process.env.BENCH_THREADS ?? cpus().length);
 const minSeconds = process.env.BENCH_MIN_SECONDS ?? '6';
 const models = (process.env.BENCH_MODELS ?? 'B16,L14').split(',');
 const batches = (process.env.BENCH_BATCHES ?? '1,8,32').split(',').map(Number);
-const engines = (process.env.BENCH_ENGINES ?? 'ours-fp32,ours-int8,ours-bf16,pytorch-fp32,pytorch-bf16').split(',');
+const engines = (process.env.BENCH_ENGINES ?? 'ours-fp32,ours-int8,ours-int8static,ours-bf16,pytorch-fp32,pytorch-bf16').split(',');
 const python = process.env.DFD_CLIP_PYTHON ?? ['/root/.cache/dfd/venv-clip/bin/python', '/root/.cache/dfd/venv-torch/bin/python'].find(existsSync);
 const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
 const loadAtStart = load();
 
+const calibrationPixels = join(tmpdir(), 'dfd-bench-calibration-pixels.f32');
+
 function run(command, args) {
   try {
-    const out = execFileSync(command, args, { cwd: here, env: { ...process.env, BENCH_MIN_SECONDS: minSeconds }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 });
+    const out = execFileSync(command, args, { cwd: here, env: { ...process.env, BENCH_MIN_SECONDS: minSeconds, BENCH_CALIBRATION: calibrationPixels }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 });
     return JSON.parse(out.trim().split('\n').at(-1));
   } catch (error) {
     const lines = String(error.stderr || error.message).trim().split('\n');
@@ -40,13 +42,21 @@ function run(command, args) {
   }
 }
 
+const photos = ['landscape.jpg', 'portrait.png', 'rgba.png', 'small-gray.png', 'square.jpg'].map((f) => join(fixtures, f));
+
 /** 10 real images at 224 px (the fixture photos and their mirror images), CLIP-normalised NCHW. */
 async function cosineBatch(path) {
-  const files = ['landscape.jpg', 'portrait.png', 'rgba.png', 'small-gray.png', 'square.jpg'].map((f) => join(fixtures, f));
-  const flipped = await Promise.all(files.map((f) => sharp(f).flop().png().toBuffer()));
-  const pixels = await clipPreprocessBatch([...files, ...flipped], { size: 224 });
+  const flipped = await Promise.all(photos.map((f) => sharp(f).flop().png().toBuffer()));
+  const pixels = await clipPreprocessBatch([...photos, ...flipped], { size: 224 });
   writeFileSync(path, new Uint8Array(pixels.buffer));
-  return files.length * 2;
+  return photos.length * 2;
+}
+
+/** Static int8's calibration set: the five photos upside down (not the images the cosine is measured on). */
+async function calibrationBatch(path) {
+  const flipped = await Promise.all(photos.map((f) => sharp(f).flip().png().toBuffer()));
+  const pixels = await clipPreprocessBatch(flipped, { size: 224 });
+  writeFileSync(path, new Uint8Array(pixels.buffer));
 }
 
 function cosines(a, b, dim) {
@@ -62,14 +72,17 @@ const readF32 = (path) => (existsSync(path) ? new Float32Array(readFileSync(path
 
 const cosPixels = join(tmpdir(), 'dfd-bench-cos-pixels.f32');
 const cosImages = await cosineBatch(cosPixels);
+await calibrationBatch(calibrationPixels);
 const results = [];
 const builds = [];
 for (const arch of models) {
   const dir = process.env[`BENCH_MODEL_${arch}`] ?? (await makeModel(arch, join(tmpdir(), `dfd-bench-clip-${arch}`)));
-  for (const precision of ['fp32', 'int8']) {
+  // Built here, so no measured process pays for a build (or its calibration pass) in its peak RSS.
+  const calibration = calibrationSet(new Float32Array(readFileSync(calibrationPixels).buffer.slice(0)), photos.length);
+  for (const [precision, label, options] of [['fp32', 'fp32', {}], ['int8', 'int8', {}], ['int8', 'int8 static', { calibration }]]) {
     const started = performance.now();
-    const built = await ensureClipVisionOnnx(dir, precision);
-    builds.push({ arch, precision, seconds: built.built ? (performance.now() - started) / 1000 : undefined, path: built.path });
+    const built = await ensureClipVisionOnnx(dir, precision, options);
+    builds.push({ arch, precision: label, seconds: built.built ? (performance.now() - started) / 1000 : undefined, path: built.path });
   }
   for (const batch of batches) {
     for (const engine of engines) {
@@ -121,6 +134,8 @@ if (i8 && f32) console.log(`\ntarget int8 >= 3× ours fp32 (B/16, batch 8): ${(i
 if (i8 && tbf) console.log(`target int8 >= 1.2× PyTorch bf16 autocast (B/16, batch 8): ${(i8 / tbf).toFixed(2)}× → ${i8 / tbf >= 1.2 ? 'met' : 'NOT met'}`);
 if (cosI8 !== undefined) console.log(`target cosine >= 0.999 (B/16 int8, min over images): ${cosI8.toFixed(5)} → ${cosI8 >= 0.999 ? 'met' : 'NOT met'}`);
 if (i8) console.log(`moonshot >= 25 img/s (B/16 int8, batch 8): ${i8.toFixed(2)} → ${i8 >= 25 ? 'met' : 'not met'}`);
+const i8s = rate('B16', 'ours-int8static', 8);
+if (i8s && i8) console.log(`static int8 (calibrated on 5 upside-down photos) vs dynamic int8 (B/16, batch 8): ${(i8s / i8).toFixed(2)}×`);
 const l14 = results.filter((r) => r.arch === 'L14' && r.engine.startsWith('ours') && !r.error);
 if (l14.length) {
   const peak = Math.max(...l14.map((r) => r.peakRssMb));

@@ -1,8 +1,9 @@
 // One measurement of our onnxruntime vision tower in its own process (its peak RSS is its own):
-//   node frozen-worker.mjs <model dir> <fp32|int8|bf16> <batch> <threads> [cosine pixels .f32] [out .f32]
-// Prints one JSON line; with a cosine batch, writes its image_embeds to <out>.
+//   node frozen-worker.mjs <model dir> <fp32|int8|int8static|bf16> <batch> <threads> [cosine pixels .f32] [out .f32]
+// Prints one JSON line; with a cosine batch, writes its image_embeds to <out>. `int8static` calibrates on
+// the images in $BENCH_CALIBRATION (a .f32 of preprocessed pixels; the graph is cached per set).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { OnnxClipImageEncoder } from '@dfd/encoder-clip';
+import { calibrationSet, OnnxClipImageEncoder } from '@dfd/encoder-clip';
 
 const [dir, precision, batchArg, threadsArg, cosIn, cosOut] = process.argv.slice(2);
 const batch = Number(batchArg);
@@ -11,7 +12,13 @@ const MIN_SECONDS = Number(process.env.BENCH_MIN_SECONDS ?? 6);
 
 let onnx;
 try {
-  onnx = await OnnxClipImageEncoder.create(dir, { threads, precision });
+  if (precision === 'int8static') {
+    const pixels = new Float32Array(readFileSync(process.env.BENCH_CALIBRATION).buffer.slice(0));
+    const calibration = calibrationSet(pixels, pixels.length / (3 * 224 * 224));
+    onnx = await OnnxClipImageEncoder.create(dir, { threads, precision: 'int8', calibration });
+  } else {
+    onnx = await OnnxClipImageEncoder.create(dir, { threads, precision });
+  }
 } catch (error) {
   process.stdout.write(`${JSON.stringify({ error: error.message.split('\n')[0] })}\n`);
   process.exit(0);
