@@ -16,7 +16,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { calibrationSet, clipPreprocessBatch, ensureClipVisionOnnx } from '@dfd/encoder-clip';
+import { clipPreprocessBatch } from '@dfd/encoder-clip';
 import { makeModel } from './make-model.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -77,12 +77,11 @@ const results = [];
 const builds = [];
 for (const arch of models) {
   const dir = process.env[`BENCH_MODEL_${arch}`] ?? (await makeModel(arch, join(tmpdir(), `dfd-bench-clip-${arch}`)));
-  // Built here, so no measured process pays for a build (or its calibration pass) in its peak RSS.
-  const calibration = calibrationSet(new Float32Array(readFileSync(calibrationPixels).buffer.slice(0)), photos.length);
-  for (const [precision, label, options] of [['fp32', 'fp32', {}], ['int8', 'int8', {}], ['int8', 'int8 static', { calibration }]]) {
-    const started = performance.now();
-    const built = await ensureClipVisionOnnx(dir, precision, options);
-    builds.push({ arch, precision: label, seconds: built.built ? (performance.now() - started) / 1000 : undefined, path: built.path });
+  // Each graph is built (or found) in a child of its own, before the measured ones: a build in this process
+  // would raise every later child's peak RSS (Linux carries the parent's high-water mark into the child).
+  for (const precision of ['fp32', 'int8', 'int8static']) {
+    const r = run(process.execPath, ['frozen-worker.mjs', dir, precision, 'build', String(threads)]);
+    builds.push({ arch, precision, seconds: r.error ? undefined : r.seconds, path: r.path ?? r.error });
   }
   for (const batch of batches) {
     for (const engine of engines) {
@@ -113,7 +112,7 @@ for (const arch of models) {
 const rate = (arch, engine, batch) => results.find((r) => r.arch === arch && r.engine === engine && r.batch === batch && !r.error)?.imagesPerSecond;
 console.log(`\nload average: ${loadAtStart} at the start, ${load()} at the end (other jobs share this machine: figures are provisional)`);
 console.log(`CLIP vision towers, 224 px, patch tokens on, ${threads} threads, ${cpus()[0]?.model ?? 'cpu'}; cosine on ${cosImages} real images (batch-8 runs)`);
-for (const b of builds) if (b.seconds !== undefined) console.log(`graph build ${b.arch} ${b.precision}: ${b.seconds.toFixed(1)} s (TypeScript writer, once per model; cached at ${b.path})`);
+for (const b of builds) console.log(`graph ${b.arch} ${b.precision}: ${b.seconds === undefined ? `not built: ${b.path}` : `${b.seconds.toFixed(1)} s to open (a build, when the first: TypeScript writer, once per model), ${b.path}`}`);
 console.log('| model | engine | batch | img/s | peak RSS MB | × ours fp32 | × PyTorch bf16 | cosine to PyTorch fp32 (min / mean) |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of results) {

@@ -2,6 +2,9 @@
 //   node frozen-worker.mjs <model dir> <fp32|int8|int8static|bf16> <batch> <threads> [cosine pixels .f32] [out .f32]
 // Prints one JSON line; with a cosine batch, writes its image_embeds to <out>. `int8static` calibrates on
 // the images in $BENCH_CALIBRATION (a .f32 of preprocessed pixels; the graph is cached per set).
+// With <batch> = build it only builds (or finds) the graph and prints how long that took: the benchmark's
+// own process must stay small, since a child's peak RSS starts from its parent's (Linux keeps the
+// high-water mark across fork and exec).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { calibrationSet, OnnxClipImageEncoder } from '@dfd/encoder-clip';
 
@@ -11,6 +14,7 @@ const threads = Number(threadsArg);
 const MIN_SECONDS = Number(process.env.BENCH_MIN_SECONDS ?? 6);
 
 let onnx;
+const buildStarted = performance.now();
 try {
   if (precision === 'int8static') {
     const pixels = new Float32Array(readFileSync(process.env.BENCH_CALIBRATION).buffer.slice(0));
@@ -21,6 +25,11 @@ try {
   }
 } catch (error) {
   process.stdout.write(`${JSON.stringify({ error: error.message.split('\n')[0] })}\n`);
+  process.exit(0);
+}
+if (batchArg === 'build') {
+  await onnx.dispose();
+  process.stdout.write(`${JSON.stringify({ seconds: (performance.now() - buildStarted) / 1000, path: onnx.path })}\n`);
   process.exit(0);
 }
 const size = onnx.info.imageSize;

@@ -12,11 +12,15 @@ import time
 
 import numpy as np
 import torch
-from transformers import CLIPVisionModelWithProjection
+from transformers import CLIPConfig, CLIPVisionModelWithProjection
 
 model_dir, mode, batch, threads, min_seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 torch.set_num_threads(threads)
-model = CLIPVisionModelWithProjection.from_pretrained(model_dir).eval()
+# A CLIPModel folder keeps projection_dim at the top level; the vision-only model reads it from its own
+# config (default 512), so hand it over, or a ViT-L/14's 768-wide projection is refused as a size mismatch.
+config = CLIPConfig.from_pretrained(model_dir)
+config.vision_config.projection_dim = config.projection_dim
+model = CLIPVisionModelWithProjection.from_pretrained(model_dir, config=config.vision_config).eval()
 size = model.config.image_size
 pixels = torch.from_numpy(np.sin(np.arange(batch * 3 * size * size, dtype=np.float64) * 0.37).astype(np.float32) * 1.5).reshape(batch, 3, size, size)
 
