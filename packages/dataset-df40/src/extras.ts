@@ -17,8 +17,23 @@ export class ExtraFileError extends Error {
   override name = 'ExtraFileError';
 }
 
-/** `path` is the extra's file, or an extras store root; then `imagePath` (the sample's image) selects the map. */
+/**
+ * `path` is the extra's file, or an extras store root; then `imagePath` (the sample's image) selects the map.
+ * A map with NaN or infinite values is refused, naming the file: it would turn the loss into NaN steps later,
+ * far from its cause (maps imported from other tools are not checked when they are written).
+ */
 export async function loadExtra(path: string, key: string, imagePath?: string): Promise<ExtraArray> {
+  const extra = await readExtra(path, key, imagePath);
+  let bad = 0;
+  for (let i = 0; i < extra.data.length; i++) if (!Number.isFinite(extra.data[i]!)) bad++;
+  if (bad > 0) {
+    const where = imagePath !== undefined && isExtrasStoreCached(path) ? `the map of ${imagePath} in the store ${path}` : path;
+    throw new ExtraFileError(`${where}: ${bad} of ${extra.data.length} values of extra '${key}' are NaN or infinite; re-extract it (dfd lare verify lists such maps)`);
+  }
+  return extra;
+}
+
+async function readExtra(path: string, key: string, imagePath?: string): Promise<ExtraArray> {
   if (imagePath !== undefined && isExtrasStoreCached(path)) {
     const store = await extrasStoreAt(path);
     const entry = await store.find(imagePath);

@@ -123,6 +123,19 @@ describe("loader 'images'", () => {
     expect(loader.dropReason(unreadable)).toMatchObject({ reason: 'no-extras', message: expect.stringContaining(brokenExtra) });
   });
 
+  it('a map with NaN values is dropped as no-extras, the message naming the file and the count', async () => {
+    const nanExtra = join(dir, 'nan.safetensors');
+    const data = new Float32Array(4 * 8 * 8).fill(0.5);
+    data[3] = NaN;
+    data[70] = Infinity;
+    await writeSafetensors(nanExtra, { lare: { shape: [4, 8, 8], data } });
+    const poisoned = { ...samples[2]!, id: 'nan-extra', extras: { lare: nanExtra } };
+    const loader = new ImageBatchLoader({ size: 32, logSkips: false });
+    const batches = await collect(loader.create([samples[0]!, poisoned], trainOptions({ shuffle: false, augment: false, needs: needs({ extras: ['lare'] }) })).batches(0));
+    expect(batches.map((b) => b.ids)).toEqual([['s:0']]);
+    expect(loader.dropReason(poisoned)).toMatchObject({ reason: 'no-extras', message: expect.stringMatching(new RegExp(`${nanExtra}: 2 of 256 values of extra 'lare' are NaN or infinite`)) });
+  });
+
   it('inside a run, a skipped image becomes a run warning naming the file', async () => {
     const bad = join(dir, 'corrupt-in-run.png');
     await writeFile(bad, Buffer.from('still not a png'));

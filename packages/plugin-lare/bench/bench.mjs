@@ -12,10 +12,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { writeSafetensors } from '@dfd/core';
-import { ensureInt8Graph } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, '../../..');
@@ -79,8 +78,14 @@ await writeSafetensors(noiseFile, {
 
 if (engines.includes('ours-int8')) {
   // Made once and cached beside the model (unet/dfd-int8.onnx); its build time is reported, not benchmarked.
-  const built = await ensureInt8Graph(join(onnxDir, 'unet', 'model.onnx'), { minElements: Number(int8MinElements), log: (m) => console.log(`lare bench: ${m}`) });
-  console.log(`lare bench: int8 UNet ${built.built ? 'built' : 'found'}: ${built.manifest.report.quantized} MatMuls int8, ${built.manifest.buildSeconds.toFixed(0)} s to build`);
+  // Built in a child: a build here would raise every later child's peak RSS (Linux carries a parent's
+  // high-water mark into its children across fork and exec).
+  const script = `import { ensureInt8Graph } from ${JSON.stringify(pathToFileURL(join(here, '../dist/index.js')).href)};
+const b = await ensureInt8Graph(${JSON.stringify(join(onnxDir, 'unet', 'model.onnx'))}, { minElements: ${Number(int8MinElements)}, log: (m) => console.error('lare bench: ' + m) });
+console.log(JSON.stringify({ built: b.built, quantized: b.manifest.report.quantized, seconds: b.manifest.buildSeconds }));`;
+  const built = runOne(process.execPath, ['--input-type=module', '-e', script]);
+  if (!built) process.exit(1);
+  console.log(`lare bench: int8 UNet ${built.built ? 'built' : 'found'}: ${built.quantized} MatMuls int8, ${built.seconds.toFixed(0)} s to build`);
 }
 
 function mapError(file, reference) {
