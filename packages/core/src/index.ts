@@ -17,6 +17,7 @@ export * from './rng.js';
 export * from './safetensors.js';
 export * from './backend.js';
 export * from './cli/command.js';
+export * from './cli/stop-request.js';
 export * from './metrics/index.js';
 export * from './variables.js';
 export * from './train/optimizers.js';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDfd } from '../../../test/support/dfd-child.js';
 import { ensureBackend, PluginRegistry, readSafetensors, tf, UsageError, type CliIO } from '@dfd/core';
 import clipPluginDefault, { clipPlugin, clipPreprocessBatch, drawCalibrationImages, encodeCommand, frozenImageEncoderFor, loadClip, type ClipEncoder } from '@dfd/encoder-clip';
 import { FIXTURES, TINY_CLIP, maxAbsDiff } from './helpers.js';
@@ -179,6 +180,32 @@ describe('dfd encode', () => {
     await encoder.dispose();
     await expect(frozenImageEncoderFor({ ...base, precision: 'fp32', calibrate: { images: 'imgs/*.png', count: 4, smoothAlpha: 0 } })).rejects.toThrow(/calibrate is for precision 'int8'/);
   });
+
+  it('SIGTERM (scancel) saves the batch in flight and exits 130; the rerun finishes with the rows of an uninterrupted run', async () => {
+    const many = join(dir, 'many');
+    await mkdir(many);
+    for (let i = 0; i < 48; i++) await sharp({ create: { width: 36, height: 36, channels: 3, background: { r: 5 * i, g: 90, b: 240 - 5 * i } } }).png().toFile(join(many, `m${String(i).padStart(2, '0')}.png`));
+    const args = ['encode', '--model', TINY_CLIP, '--images', 'many/*.png', '--batch', '4', '--checkpoint-every', '1'];
+    // The signal goes out when the command announces its work, before its first batch; the loop notices it
+    // after the batch in flight (one, or a few when this test's process is slow to react).
+    const stopped = await runDfd(dir, [...args, '--out', 'stopped.safetensors'], /48 to do/, 'SIGTERM');
+    expect(stopped.code, stopped.output).toBe(130);
+    expect(stopped.output).toMatch(/encode: SIGTERM: saving after the batch in flight/);
+    const [, done, saved] = /stopped by SIGTERM after (\d+)\/48 images; (\d+) rows saved/.exec(stopped.output) ?? [];
+    expect(Number(saved)).toBe(Number(done));
+    expect(Number(done) % 4).toBe(0);
+    expect(Number(done)).toBeLessThan(48);
+    expect(JSON.parse(await readFile(join(dir, 'stopped.safetensors.index.json'), 'utf8')).rows).toHaveLength(Number(done));
+    const resumed = await runDfd(dir, [...args, '--out', 'stopped.safetensors']);
+    expect(resumed.code, resumed.output).toBe(0);
+    expect(resumed.output).toMatch(new RegExp(`48 images, ${done} already in`));
+    const whole = await runDfd(dir, [...args, '--out', 'whole.safetensors']);
+    expect(whole.code, whole.output).toBe(0);
+    const a = await readSafetensors(join(dir, 'stopped.safetensors'));
+    const b = await readSafetensors(join(dir, 'whole.safetensors'));
+    expect(a.metadata.paths).toBe(b.metadata.paths);
+    expect(Buffer.from((a.tensors.embeds!.data as Float32Array).buffer).equals(Buffer.from((b.tensors.embeds!.data as Float32Array).buffer))).toBe(true);
+  }, 60_000);
 
   it('draws calibration images evenly over the list', () => {
     const list = Array.from({ length: 10 }, (_, i) => `img${i}`);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDfd } from '../../../test/support/dfd-child.js';
 import { ensureBackend, PluginRegistry, UsageError, type CliIO, type Sample } from '@dfd/core';
 import { ExtrasStore, FolderConfigSchema, ImageBatchLoader, loadExtra } from '@dfd/dataset-df40';
 import larePluginDefault, { lareCommand } from '../src/index.js';
@@ -110,6 +111,38 @@ describe('dfd lare extract', () => {
     expect(resumed.size).toBe(oneShot.size);
     for (const [path, map] of oneShot) expect(relativeError(resumed.get(path)!, map)).toBeLessThan(1e-5);
   });
+
+  it('SIGTERM (scancel) writes the finished maps and exits 130; the rerun completes the store', async () => {
+    // 4 copies of each image under other names: enough batches that the signal lands mid-run.
+    const copies: string[] = [];
+    await mkdir(join(dir, 'copies'), { recursive: true });
+    for (let k = 0; k < 4; k++) {
+      for (const image of images) {
+        const copy = join(dir, 'copies', `${k}-${image.split('/').pop()}`);
+        await copyFile(image, copy);
+        copies.push(copy);
+      }
+    }
+    await writeFile(join(dir, 'copies.txt'), copies.join('\n'));
+    const args = ['lare', 'extract', ...SMALL, '--dataset', 'copies.txt', '--out', 'stopped', '--checkpoint-every', '1'];
+    const stopped = await runDfd(dir, args, new RegExp(`${copies.length} to do`), 'SIGTERM');
+    expect(stopped.code, stopped.output).toBe(130);
+    expect(stopped.output).toMatch(/lare: SIGTERM: saving after the batch in flight/);
+    expect(stopped.output).toMatch(/stopped by SIGTERM with every finished map saved/);
+    const partial = await allMaps(join(dir, 'stopped'));
+    expect(partial.size).toBeGreaterThan(0);
+    expect(partial.size).toBeLessThan(copies.length);
+    const resumed = await runDfd(dir, args);
+    expect(resumed.code, resumed.output).toBe(0);
+    expect(resumed.output).toMatch(new RegExp(`${partial.size} already in`));
+    const maps = await allMaps(join(dir, 'stopped'));
+    const oneShot = await allMaps(join(dir, 'labels-a'));
+    expect(maps.size).toBe(copies.length);
+    for (const copy of copies) {
+      const original = images.find((image) => copy.endsWith(`-${image.split('/').pop()}`))!;
+      expect(relativeError(maps.get(copy)!, oneShot.get(original)!)).toBeLessThan(1e-5);
+    }
+  }, 120_000);
 
   it('refuses to resume with other settings', async () => {
     await expect(lare(dir, 'extract', ...SMALL, '--dataset', 'list.json', '--out', 'resumed', '--timestep', '300')).rejects.toThrow(/other settings.*timestep/);

@@ -14,7 +14,9 @@ import {
   canonicalJson,
   ensureBackend,
   readSafetensors,
+  STOPPED_EXIT_CODE,
   UsageError,
+  watchStopSignals,
   writeSafetensors,
   type CliCommand,
   type CliIO,
@@ -287,6 +289,7 @@ export const encodeCommand: CliCommand = {
         }
       : undefined;
     const encoder = await openEngine(engine, model, values, io, calibrate);
+    const stop = watchStopSignals(io, 'encode');
     try {
       const rows = await readExisting(out, encoder, patchTokens, source, shardFacts.shard);
       const done = new Set(rows.paths);
@@ -309,11 +312,17 @@ export const encodeCommand: CliCommand = {
         processed += chunk;
         progress.update(processed);
         if (++batches % every === 0) await save(out, rows, encoder, model, patchTokens, skipped, source.preprocessing, shardFacts);
+        if (stop.requested && processed < todo.length) break;
       }
       await save(out, rows, encoder, model, patchTokens, skipped, source.preprocessing, shardFacts);
+      if (stop.requested && processed < todo.length) {
+        io.stdout.write(`encode: stopped by ${stop.signal} after ${processed}/${todo.length} images; ${rows.paths.length} rows saved to ${out}; rerun the same command to continue\n`);
+        return STOPPED_EXIT_CODE;
+      }
       io.stdout.write(`encode: wrote ${rows.paths.length} rows to ${out} (index ${out}.index.json)${skipped.length ? `; skipped ${skipped.length} unreadable image(s)` : ''}\n`);
       return 0;
     } finally {
+      stop.release();
       await encoder.dispose();
     }
   },

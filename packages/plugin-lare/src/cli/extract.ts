@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError, type CliIO } from '@dfd/core';
+import { STOPPED_EXIT_CODE, UsageError, watchStopSignals, type CliIO } from '@dfd/core';
 import { DEFAULT_PROMPT, LareExtractor } from '../stage1/lare.js';
 import { openSdOnnx } from '../stage1/sd-model.js';
 import { parseShard } from '../stage1/shard.js';
@@ -85,6 +85,7 @@ export async function extract(args: string[], io: CliIO): Promise<number> {
     ...(threads ? { threads } : {}),
     log: (message) => io.stdout.write(`lare: ${message}\n`),
   });
+  const stop = watchStopSignals(io, 'lare');
   try {
     const extractor = await LareExtractor.create(
       model,
@@ -116,14 +117,20 @@ export async function extract(args: string[], io: CliIO): Promise<number> {
       },
       onProgress: (done, _total, skipped) => progress?.update(done, skipped),
       onSkip: (path, reason) => io.stderr.write(`lare: skip ${path}: ${reason}\n`),
+      shouldStop: () => stop.requested,
     });
     const t = result.times;
     io.stdout.write(
       `lare: wrote ${result.written} maps to ${out} in ${formatDuration(result.seconds)} (VAE ${(t.vaeMs / 1000).toFixed(1)} s, UNet ${(t.unetMs / 1000).toFixed(1)} s)` +
         `${result.skipped.length ? `; ${result.skipped.length} image(s) skipped, listed in the index's "skipped"` : ''}\n`,
     );
+    if (result.stopped) {
+      io.stdout.write(`lare: stopped by ${stop.signal} with every finished map saved; rerun the same command to continue\n`);
+      return STOPPED_EXIT_CODE;
+    }
     return 0;
   } finally {
+    stop.release();
     await model.dispose();
   }
 }

@@ -24,6 +24,8 @@ export interface ExtractRunOptions {
   onProgress?: (done: number, total: number, skipped: number) => void;
   onSkip?: (path: string, reason: string) => void;
   onStart?: (info: { total: number; alreadyDone: number; otherShards: number }) => void;
+  /** Asked after each batch: true stops the run there, with everything so far written (resumable). */
+  shouldStop?: () => boolean;
 }
 
 export interface ExtractRunResult {
@@ -33,6 +35,8 @@ export interface ExtractRunResult {
   skipped: Array<{ path: string; reason: string }>;
   times: StageTimes;
   seconds: number;
+  /** True when `shouldStop` ended the run before its last image. */
+  stopped: boolean;
 }
 
 interface Loaded {
@@ -83,6 +87,7 @@ export async function runExtraction(options: ExtractRunOptions): Promise<Extract
   let done = 0;
   let written = 0;
   let batches = 0;
+  let stopped = false;
   const skip = (path: string, reason: string) => {
     writer.skip(path, reason);
     options.onSkip?.(path, reason);
@@ -118,7 +123,11 @@ export async function runExtraction(options: ExtractRunOptions): Promise<Extract
     done += chunk.length;
     options.onProgress?.(done, todo.length, writer.skipped.length);
     if (++batches % (options.checkpointEvery ?? 8) === 0) await writer.flush();
+    if (options.shouldStop?.() && start + batch < todo.length) {
+      stopped = true;
+      break;
+    }
   }
   await writer.flush();
-  return { written, alreadyDone, otherShards, skipped: writer.skipped, times: { ...extractor.times }, seconds: (performance.now() - started) / 1000 };
+  return { written, alreadyDone, otherShards, skipped: writer.skipped, times: { ...extractor.times }, seconds: (performance.now() - started) / 1000, stopped };
 }
