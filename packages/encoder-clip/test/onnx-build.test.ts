@@ -175,19 +175,23 @@ describe('built ONNX vision tower from F16 and BF16 checkpoints', () => {
   }
 });
 
+/** A Hugging Face folder of the ViT-B/16-width fixture tower (deterministic weights), its transformers outputs and input. */
+async function b16wFolder(prefix: string): Promise<{ root: string; ref: Record<string, NamedTensor>; pixels: Float32Array }> {
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  const shapes = JSON.parse(await readFile(`${FIXTURES}b16w/tensors.json`, 'utf8')) as Record<string, number[]>;
+  const tensors = Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, { shape, data: detTensor(name, shape) }]));
+  await writeSafetensors(join(root, 'model.safetensors'), tensors, { format: 'pt' });
+  await copyFile(`${FIXTURES}b16w/config.json`, join(root, 'config.json'));
+  return { root, ref: await reference(`${FIXTURES}b16w/reference.safetensors`), pixels: detScaled('pixel_values', 3 * 224 * 224, 1.5) };
+}
+
 describe('built ONNX vision tower with ViT-B/16 widths (768 wide, 12 heads, 1 layer)', () => {
   let root: string;
   let ref: Record<string, NamedTensor>;
   let pixels: Float32Array;
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'dfd-onnx-b16w-'));
-    const shapes = JSON.parse(await readFile(`${FIXTURES}b16w/tensors.json`, 'utf8')) as Record<string, number[]>;
-    const tensors = Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, { shape, data: detTensor(name, shape) }]));
-    await writeSafetensors(join(root, 'model.safetensors'), tensors, { format: 'pt' });
-    await copyFile(`${FIXTURES}b16w/config.json`, join(root, 'config.json'));
-    ref = await reference(`${FIXTURES}b16w/reference.safetensors`);
-    pixels = detScaled('pixel_values', 3 * 224 * 224, 1.5);
+    ({ root, ref, pixels } = await b16wFolder('dfd-onnx-b16w-'));
   });
   afterAll(async () => rm(root, { recursive: true, force: true }));
 
@@ -218,13 +222,7 @@ describe('static int8 (QDQ, calibrated activation ranges) with ViT-B/16 widths',
   let other: Float32Array;
 
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'dfd-onnx-static-'));
-    const shapes = JSON.parse(await readFile(`${FIXTURES}b16w/tensors.json`, 'utf8')) as Record<string, number[]>;
-    const tensors = Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, { shape, data: detTensor(name, shape) }]));
-    await writeSafetensors(join(root, 'model.safetensors'), tensors, { format: 'pt' });
-    await copyFile(`${FIXTURES}b16w/config.json`, join(root, 'config.json'));
-    ref = await reference(`${FIXTURES}b16w/reference.safetensors`);
-    pixels = detScaled('pixel_values', 3 * 224 * 224, 1.5);
+    ({ root, ref, pixels } = await b16wFolder('dfd-onnx-static-'));
     other = pixels.map((x, i) => 0.6 * x + 0.4 * Math.sin(i * 0.01));
   });
   afterAll(async () => rm(root, { recursive: true, force: true }));
