@@ -6,10 +6,10 @@
  * `frozenImageEncoderFor(config)` opens for feature extraction; the component itself is the trainable tfjs
  * encoder, since onnxruntime has no text tower and no gradients.
  */
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { definePlugin, type FrozenImageEncoder } from '@dfd/core';
 import { loadClip, loadClipSync } from './load.js';
-import { resolve } from 'node:path';
 import { clipEncoderInfo, OnnxClipImageEncoder } from './onnx-encoder.js';
 import type { CalibrationSet } from './onnx-build/calibrate.js';
 import { calibrationImages, drawCalibrationImages } from './cli/calibration.js';

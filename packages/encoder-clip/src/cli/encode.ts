@@ -43,7 +43,8 @@ Frozen CLIP image embeddings (and optionally patch tokens) for many images.
   --out FILE           output .safetensors; the row index goes to FILE.index.json beside it
   --engine onnx|tfjs   onnx (default when DIR has onnx/vision_model.onnx or model.safetensors) or tfjs
   --precision P        fp32 (default) | int8 | bf16 for the onnx engine. int8: the vision tower is built from
-                       model.safetensors with int8 encoder weights, once, and cached beside the model (~3x fp32);
+                       model.safetensors with int8 encoder weights, once, and cached beside the model (1.5-2.2x fp32
+                       measured on AVX2; more on VNNI/AMX CPUs);
                        bf16 is refused on CPU (onnxruntime has no fast bf16 kernel here)
   --calibrate N        with --precision int8: quantise activations statically (QDQ), with ranges calibrated on
                        N images drawn evenly from the whole list (every --shard draws the same ones), made
