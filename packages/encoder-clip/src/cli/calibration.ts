@@ -5,6 +5,7 @@
  */
 import type { EncoderInfo } from '@dfd/core';
 import { calibrationSet, type CalibrationSet } from '../onnx-build/calibrate.js';
+import { concatFloat32 } from '../float32.js';
 import type { PixelSource, SkippedImage } from './pixel-sources.js';
 
 /** `count` paths spread evenly over `paths` (all of them when the list is shorter); deterministic. */
@@ -28,11 +29,5 @@ export async function calibrationImages(
   }
   if (skipped.length) log(`calibration: ${skipped.length} of ${paths.length} drawn images could not be read and are left out of the calibration set`);
   if (images === 0) throw new Error(`calibration: none of the ${paths.length} drawn images could be read (first: ${skipped[0]?.path}: ${skipped[0]?.reason})`);
-  const pixels = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    pixels.set(part, offset);
-    offset += part.length;
-  }
-  return calibrationSet(pixels, images);
+  return calibrationSet(concatFloat32(parts), images);
 }

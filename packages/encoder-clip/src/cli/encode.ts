@@ -23,6 +23,7 @@ import {
   type FrozenImageEncoder,
 } from '@dfd/core';
 import { loadClip } from '../load.js';
+import { concatFloat32 } from '../float32.js';
 import { clipEncoderInfo, findClipOnnx, OnnxClipImageEncoder } from '../onnx-encoder.js';
 import { calibrationImages, drawCalibrationImages } from './calibration.js';
 import type { CalibrationSet } from '../onnx-build/calibrate.js';
@@ -187,16 +188,6 @@ async function readExisting(out: string, encoder: FrozenImageEncoder, patchToken
   return rows;
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 async function save(
   out: string,
   rows: Rows,
@@ -209,10 +200,10 @@ async function save(
 ): Promise<void> {
   const info = encoder.info;
   const n = rows.paths.length;
-  rows.embeds = [concat(rows.embeds)];
+  rows.embeds = [concatFloat32(rows.embeds)];
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = { embeds: { shape: [n, info.embedDim], data: rows.embeds[0]! } };
   if (patchTokens) {
-    rows.patches = [concat(rows.patches)];
+    rows.patches = [concatFloat32(rows.patches)];
     tensors.patch_tokens = { shape: [n, info.gridSize, info.gridSize, info.visionWidth], data: rows.patches[0]! };
   }
   await writeSafetensors(out, tensors, {

@@ -15,6 +15,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { readSafetensors, UsageError, writeSafetensors, type CliIO } from '@dfd/core';
 import { parseFlags } from './args.js';
+import { concatFloat32 } from '../float32.js';
 
 export interface Shard {
   index: number;
@@ -96,13 +97,7 @@ function checkShards(shards: ShardFile[]): void {
 function concatRows(shards: ShardFile[], name: string): { shape: number[]; data: Float32Array } {
   const parts = shards.map((s) => s.tensors[name]!);
   const rows = parts.reduce((n, t) => n + t.shape[0]!, 0);
-  const data = new Float32Array(parts.reduce((n, t) => n + t.data.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    data.set(part.data as Float32Array, offset);
-    offset += part.data.length;
-  }
-  return { shape: [rows, ...parts[0]!.shape.slice(1)], data };
+  return { shape: [rows, ...parts[0]!.shape.slice(1)], data: concatFloat32(parts.map((t) => t.data as Float32Array)) };
 }
 
 /** Joins shard files into the file (and index) an unsharded run over the same list writes. */

@@ -20,6 +20,7 @@ import type { ClipConfig, HiddenAct } from '../config.js';
 import { DataType } from './proto.js';
 import type { OnnxGraphBuilder } from './graph-builder.js';
 import { quantizeLinearWeight, transpose } from './quantize.js';
+import { concatFloat32 } from '../float32.js';
 import { divideChannels, scaleInputColumns, smoothingScales, tensorRange, uint8Quantization, type StaticInt8Calibration } from './static-int8.js';
 
 export type GraphPrecision = 'fp32' | 'int8';
@@ -180,16 +181,6 @@ function activation(ctx: Ctx, x: string, act: HiddenAct): string {
   }
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
-
 /**
  * SmoothQuant's scales for Linear `name` (weights `[out, in]`, PyTorch layout), multiplied into its weight
  * columns here; the caller divides the producer of its input by them. Undefined when not smoothing.
@@ -213,8 +204,8 @@ async function encoderLayer(ctx: Ctx, x: string, i: number, config: ClipConfig):
   const { g, w } = ctx;
   const proj = (n: string) => w.read(`${p}.self_attn.${n}.weight`, [W, W]);
   const bias = (n: string) => w.read(`${p}.self_attn.${n}.bias`, [W]);
-  const qkvWeight = concat([await proj('q_proj'), await proj('k_proj'), await proj('v_proj')]);
-  const qkvBias = concat([await bias('q_proj'), await bias('k_proj'), await bias('v_proj')]);
+  const qkvWeight = concatFloat32([await proj('q_proj'), await proj('k_proj'), await proj('v_proj')]);
+  const qkvBias = concatFloat32([await bias('q_proj'), await bias('k_proj'), await bias('v_proj')]);
   const outWeight = await proj('out_proj');
   // Both scales from the weights as read; the two foldings touch different axes of qkvWeight and commute.
   const qkvScales = smooth(ctx, `${p}.self_attn.qkv`, qkvWeight, 3 * W, W);
