@@ -7,10 +7,10 @@
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureCliIo } from './support/cli-io.js';
 import {
   corePlugin,
   ensureBackend,
@@ -20,7 +20,6 @@ import {
   PluginRegistry,
   readSafetensors,
   type BatchSourceOptions,
-  type CliIO,
   type Sample,
 } from '@dfd/core';
 import df40Plugin from '@dfd/dataset-df40';
@@ -29,12 +28,6 @@ import { clipPlugin, encodeCommand, OnnxClipImageEncoder } from '@dfd/encoder-cl
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const TINY_CLIP = join(REPO, 'examples/models/tiny-clip');
 
-function makeIo(cwd: string, registry: PluginRegistry): CliIO & { out: () => string } {
-  const stdout = new PassThrough();
-  let o = '';
-  stdout.on('data', (d) => (o += String(d)));
-  return { stdout, stderr: new PassThrough(), cwd, env: {}, isTTY: false, registry, out: () => o };
-}
 
 describe('dfd encode --preset and the feature cache give identical rows', () => {
   let dir: string;
@@ -62,7 +55,7 @@ describe('dfd encode --preset and the feature cache give identical rows', () => 
   for (const preset of ['clip', 'ufd', 'df40']) {
     it(`preset ${preset}`, async () => {
       const out = `${preset}.safetensors`;
-      const io = makeIo(dir, registry);
+      const io = captureCliIo(dir, { registry: registry });
       expect(await encodeCommand.run(['--model', TINY_CLIP, '--images', 'imgs/*.{png,jpg}', '--out', out, '--preset', preset, '--batch', '3'], io)).toBe(0);
       const { tensors } = await readSafetensors(join(dir, out));
       const index = JSON.parse(await readFile(join(dir, `${out}.index.json`), 'utf8'));
@@ -87,7 +80,7 @@ describe('dfd encode --preset and the feature cache give identical rows', () => 
   }
 
   it('without --preset the default path (Pillow-bicubic CLIP eval) is recorded as such', async () => {
-    const io = makeIo(dir, registry);
+    const io = captureCliIo(dir, { registry: registry });
     expect(await encodeCommand.run(['--model', TINY_CLIP, '--images', 'imgs/*.png', '--out', 'pil.safetensors'], io)).toBe(0);
     const index = JSON.parse(await readFile(join(dir, 'pil.safetensors.index.json'), 'utf8'));
     expect(index.preprocessing).toEqual({ transform: 'clip-eval', resample: 'pil' });

@@ -2,23 +2,14 @@
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureCliIo } from '../../../test/support/cli-io.js';
 import { runDfd } from '../../../test/support/dfd-child.js';
-import { ensureBackend, PluginRegistry, readSafetensors, tf, UsageError, type CliIO } from '@dfd/core';
+import { ensureBackend, PluginRegistry, readSafetensors, tf, UsageError } from '@dfd/core';
 import clipPluginDefault, { clipPlugin, clipPreprocessBatch, drawCalibrationImages, encodeCommand, frozenImageEncoderFor, loadClip, type ClipEncoder } from '@dfd/encoder-clip';
 import { FIXTURES, TINY_CLIP, maxAbsDiff } from './helpers.js';
 
-function makeIo(cwd: string): CliIO & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d) => (o += String(d)));
-  stderr.on('data', (d) => (e += String(d)));
-  return { stdout, stderr, cwd, env: {}, isTTY: false, out: () => o, err: () => e };
-}
 
 describe('dfd encode', () => {
   let dir: string;
@@ -47,7 +38,7 @@ describe('dfd encode', () => {
   });
 
   it('writes embeddings, patch tokens and the row index; rows equal the tfjs encoder on the same images', async () => {
-    const io = makeIo(dir);
+    const io = captureCliIo(dir);
     const code = await encodeCommand.run(['--model', TINY_CLIP, '--images', 'imgs/**/*.{png,jpg}', '--out', 'feats.safetensors', '--batch', '4', '--patch-tokens'], io);
     expect(code).toBe(0);
     expect(io.out()).toMatch(/6 images, 0 already in .*, 6 to do \(.*onnxruntime-cpu, fp32, batch 4\)/);
@@ -65,7 +56,7 @@ describe('dfd encode', () => {
   it('resumes: a second run skips what is there and adds only new images', async () => {
     const extra = join(dir, 'imgs/zz-new.png');
     await sharp({ create: { width: 50, height: 50, channels: 3, background: '#336699' } }).png().toFile(extra);
-    const io = makeIo(dir);
+    const io = captureCliIo(dir);
     expect(await encodeCommand.run(['--model', TINY_CLIP, '--images', 'imgs/**/*.{png,jpg}', '--out', 'feats.safetensors', '--patch-tokens'], io)).toBe(0);
     expect(io.out()).toMatch(/7 images, 6 already in .*, 1 to do/);
     const { tensors } = await readSafetensors(join(dir, 'feats.safetensors'));
@@ -79,7 +70,7 @@ describe('dfd encode', () => {
     const bad = join(dir, 'imgs/broken.jpg');
     await writeFile(bad, 'not an image');
     await writeFile(join(dir, 'list.txt'), ['# images', ...images.slice(0, 2).map((p) => p.replace(`${dir}/`, '')), 'imgs/broken.jpg'].join('\n'));
-    const io = makeIo(dir);
+    const io = captureCliIo(dir);
     expect(await encodeCommand.run(['--model', TINY_CLIP, '--dataset', 'list.txt', '--out', 'tfjs.safetensors', '--engine', 'tfjs'], io)).toBe(0);
     expect(io.err()).toMatch(/skip .*broken\.jpg: cannot decode image/);
     expect(io.out()).toMatch(/wrote 2 rows .*skipped 1 unreadable/);
@@ -93,7 +84,7 @@ describe('dfd encode', () => {
   });
 
   it('refuses to resume into a file made with other flags, and explains usage errors', async () => {
-    const io = makeIo(dir);
+    const io = captureCliIo(dir);
     await expect(encodeCommand.run(['--model', TINY_CLIP, '--images', 'imgs/*.png', '--out', 'feats.safetensors'], io)).rejects.toThrow(/with --patch-tokens/);
     await expect(encodeCommand.run(['--model', TINY_CLIP, '--out', 'x.safetensors'], io)).rejects.toThrow(UsageError);
     await expect(encodeCommand.run(['--model', TINY_CLIP, '--images', 'nothing/*.png', '--out', 'x.safetensors'], io)).rejects.toThrow(/matched no image/);
@@ -107,7 +98,7 @@ describe('dfd encode', () => {
     const model = join(dir, 'hf-only');
     await mkdir(model);
     for (const file of ['config.json', 'model.safetensors']) await copyFile(join(TINY_CLIP, file), join(model, file));
-    const io = makeIo(dir);
+    const io = captureCliIo(dir);
     expect(await encodeCommand.run(['--model', model, '--images', 'imgs/**/*.{png,jpg}', '--out', 'int8.safetensors', '--precision', 'int8'], io)).toBe(0);
     expect(io.out()).toMatch(/onnxruntime-cpu-int8, int8, batch 16/);
     expect(io.err()).toMatch(/building the int8 ONNX vision tower/);
@@ -131,11 +122,11 @@ describe('dfd encode', () => {
       // 64-wide random tiny tower: int8 is coarse here (measured 0.987); the width-768 tower is tested in onnx-build.test.ts.
       expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.98);
     }
-    const again = makeIo(dir);
+    const again = captureCliIo(dir);
     expect(await encodeCommand.run(['--model', model, '--images', 'imgs/**/*.{png,jpg}', '--out', 'int8.safetensors', '--precision', 'int8'], again)).toBe(0);
     expect(again.err()).not.toMatch(/building/);
     expect(again.out()).toMatch(/6 already in/);
-    await expect(encodeCommand.run(['--model', model, '--images', 'imgs/**/*.{png,jpg}', '--out', 'int8.safetensors'], makeIo(dir))).rejects.toThrow(
+    await expect(encodeCommand.run(['--model', model, '--images', 'imgs/**/*.{png,jpg}', '--out', 'int8.safetensors'], captureCliIo(dir))).rejects.toThrow(
       /another model or precision .*precision int8.*precision fp32/,
     );
   });
@@ -145,7 +136,7 @@ describe('dfd encode', () => {
     await mkdir(model);
     for (const file of ['config.json', 'model.safetensors']) await copyFile(join(TINY_CLIP, file), join(model, file));
     const args = (out: string, ...more: string[]) => ['--model', model, '--images', 'imgs/**/*.{png,jpg}', '--out', out, '--precision', 'int8', '--calibrate', '4', ...more];
-    const io = makeIo(dir);
+    const io = captureCliIo(dir);
     expect(await encodeCommand.run(args('static.safetensors'), io)).toBe(0);
     expect(io.err()).toMatch(/calibrating int8 activation ranges on 4 images/);
     expect(io.out()).toMatch(/onnxruntime-cpu-int8-static, int8, batch 16/);
@@ -158,13 +149,13 @@ describe('dfd encode', () => {
     expect(manifest.method).toMatch(/^int8-static-qdq/);
     expect(index.weightsDigest).toBe(manifest.digest);
     // A shard draws the same calibration images from the whole list: the same graph, not a second one.
-    const shard = makeIo(dir);
+    const shard = captureCliIo(dir);
     expect(await encodeCommand.run(args('shard0.safetensors', '--shard', '0/2'), shard)).toBe(0);
     expect(shard.err()).not.toMatch(/building/);
     expect(JSON.parse(await readFile(join(dir, 'shard0.safetensors.index.json'), 'utf8')).weightsDigest).toBe(manifest.digest);
     // Dynamic int8 is another precision namespace: its file refuses the static rows.
-    await expect(encodeCommand.run(args('int8.safetensors'), makeIo(dir))).rejects.toThrow(/another model or precision/);
-    await expect(encodeCommand.run(['--model', model, '--images', 'imgs/*.png', '--out', 'x.safetensors', '--calibrate', '4'], makeIo(dir))).rejects.toThrow(
+    await expect(encodeCommand.run(args('int8.safetensors'), captureCliIo(dir))).rejects.toThrow(/another model or precision/);
+    await expect(encodeCommand.run(['--model', model, '--images', 'imgs/*.png', '--out', 'x.safetensors', '--calibrate', '4'], captureCliIo(dir))).rejects.toThrow(
       /--calibrate goes with --precision int8/,
     );
   });

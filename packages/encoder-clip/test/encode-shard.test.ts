@@ -2,25 +2,17 @@
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureCliIo } from '../../../test/support/cli-io.js';
 import { readSafetensors } from '@dfd/core';
 import { encodeCommand } from '@dfd/encoder-clip';
 import { TINY_CLIP } from './helpers.js';
 
-function makeIo(cwd: string) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  stdout.on('data', (d) => (o += String(d)));
-  stderr.resume();
-  return { stdout, stderr, cwd, env: {}, isTTY: false, out: () => o };
-}
 
 describe('dfd encode --shard K/N and dfd encode merge', () => {
   let dir: string;
-  const run = (args: string[]) => encodeCommand.run(args, makeIo(dir));
+  const run = (args: string[]) => encodeCommand.run(args, captureCliIo(dir));
   const base = ['--model', TINY_CLIP, '--images', 'imgs/*.png', '--batch', '2'];
 
   beforeAll(async () => {

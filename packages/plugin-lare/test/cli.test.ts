@@ -4,27 +4,18 @@
 import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureCliIo } from '../../../test/support/cli-io.js';
 import { runDfd } from '../../../test/support/dfd-child.js';
-import { ensureBackend, PluginRegistry, UsageError, type CliIO, type Sample } from '@dfd/core';
+import { ensureBackend, PluginRegistry, UsageError, type Sample } from '@dfd/core';
 import { ExtrasStore, FolderConfigSchema, ImageBatchLoader, loadExtra } from '@dfd/dataset-df40';
 import larePluginDefault, { lareCommand } from '../src/index.js';
 import { openSdOnnx } from '../src/stage1/sd-model.js';
 import { FIXTURES, IMAGES, NOISE, TINY_SD, reference, relativeError, type Cases } from './helpers.js';
 
-function makeIo(cwd: string): CliIO & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d) => (o += String(d)));
-  stderr.on('data', (d) => (e += String(d)));
-  return { stdout, stderr, cwd, env: {}, isTTY: false, out: () => o, err: () => e };
-}
 
 async function lare(dir: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const io = makeIo(dir);
+  const io = captureCliIo(dir);
   const code = await lareCommand.run(args, io);
   return { code, out: io.out(), err: io.err() };
 }

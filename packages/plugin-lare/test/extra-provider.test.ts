@@ -8,9 +8,9 @@ import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { SafetensorsFile, type CliIO } from '@dfd/core';
+import { captureCliIo } from '../../../test/support/cli-io.js';
+import { SafetensorsFile } from '@dfd/core';
 import { ExtrasStore } from '@dfd/dataset-df40';
 import { lareCommand, lareExtraProvider, larePlugin } from '../src/index.js';
 import { IMAGES, TINY_SD } from './helpers.js';
@@ -31,14 +31,9 @@ beforeAll(async () => {
     images.push(join(dir, 'imgs', name));
   }
   await writeFile(join(dir, 'list.txt'), images.join('\n'));
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let err = '';
-  stderr.on('data', (d) => (err += String(d)));
-  stdout.resume();
-  const io: CliIO = { stdout, stderr, cwd: dir, env: {}, isTTY: false };
+  const io = captureCliIo(dir);
   const code = await lareCommand.run(['extract', '--model', TINY_SD, '--size', '64', '--ensemble', '2', '--threads', '1', '--dataset', 'list.txt', '--out', 'store'], io);
-  expect(code, err).toBe(0);
+  expect(code, io.err()).toBe(0);
 }, 300_000);
 
 afterAll(async () => {

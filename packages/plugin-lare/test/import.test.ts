@@ -2,9 +2,8 @@
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '@dfd/core';
+import { captureCliIo } from '../../../test/support/cli-io.js';
 import { ExtrasStore } from '@dfd/dataset-df40';
 import { lareCommand } from '../src/index.js';
 import { readMapFile } from '../src/stage1/map-files.js';
@@ -48,15 +47,6 @@ describe('torch.save .pt reader', () => {
   });
 });
 
-function makeIo(cwd: string): CliIO & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d) => (o += String(d)));
-  stderr.on('data', (d) => (e += String(d)));
-  return { stdout, stderr, cwd, env: {}, isTTY: false, out: () => o, err: () => e };
-}
 
 describe('dfd lare import', () => {
   let dir: string;
@@ -85,7 +75,7 @@ describe('dfd lare import', () => {
   });
 
   it("CLaRE's <cls>_<stem>.pt names: joined by stem, the unmatched map listed", async () => {
-    const io = makeIo(dir);
+    const io = captureCliIo(dir);
     expect(await lareCommand.run(['import', '--dataset', 'images.txt', '--maps', 'clare', '--names', 'clare', '--out', 'store-clare'], io)).toBe(0);
     expect(io.err()).toMatch(/fake_nobody\.pt: no listed image has the stem 'nobody'/);
     const store = await ExtrasStore.open(join(dir, 'store-clare'));
@@ -96,7 +86,7 @@ describe('dfd lare import', () => {
   });
 
   it("LaRE's map list: labels ignored, a dict .pt refused and listed", async () => {
-    const io = makeIo(dir);
+    const io = captureCliIo(dir);
     expect(await lareCommand.run(['import', '--dataset', 'images.txt', '--map-list', 'lare/ann.txt', '--out', 'store-lare'], io)).toBe(0);
     expect(io.err()).toMatch(/face2\.pt: .*holds a dict/);
     const index = JSON.parse(await readFile(join(dir, 'store-lare/index.import.json'), 'utf8')) as { entries: unknown[]; skipped: unknown[] };

@@ -6,9 +6,8 @@
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '@dfd/core';
+import { captureCliIo } from '../../../test/support/cli-io.js';
 import { ExtrasStore, readStoreIndexes } from '@dfd/dataset-df40';
 import { lareCommand } from '../src/index.js';
 import { decodeRgbLikePil, larePixels } from '../src/stage1/image.js';
@@ -56,11 +55,8 @@ async function maps(precision: 'fp32' | 'int8'): Promise<{ maps: Float32Array[];
 }
 
 async function lare(...args: string[]): Promise<{ code: number; out: string }> {
-  const stdout = new PassThrough();
-  let out = '';
-  stdout.on('data', (d) => (out += String(d)));
-  const io: CliIO = { stdout, stderr: new PassThrough(), cwd: dir, env: {}, isTTY: false };
-  return { code: await lareCommand.run(args, io), out };
+  const io = captureCliIo(dir);
+  return { code: await lareCommand.run(args, io), out: io.out() };
 }
 
 beforeAll(async () => {

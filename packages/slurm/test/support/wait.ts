@@ -1,5 +1,5 @@
 /** Helpers of the Slurm tests: an in-memory CLI io, and polling a launch until Slurm has finished with it. */
-import { PassThrough } from 'node:stream';
+import { captureCliIo } from '../../../../test/support/cli-io.js';
 import { ACTIVE, launchStatus, loadLaunch, type LaunchStatus } from '@dfd/slurm';
 
 export async function waitForLaunch(
@@ -27,11 +27,6 @@ export function submittedJob(stdout: string): string {
 }
 
 export function makeIo(cwd: string, env: NodeJS.ProcessEnv) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += String(d)));
-  stderr.on('data', (d) => (err += String(d)));
-  return { io: { stdout, stderr, cwd, env, isTTY: false }, out: () => out, err: () => err };
+  const io = captureCliIo(cwd, { env });
+  return { io, out: io.out, err: io.err };
 }
