@@ -12,6 +12,7 @@ export * from './contracts.js';
 export * from './events.js';
 export * from './di.js';
 export * from './plugin.js';
+export * from './digest.js';
 export * from './experiment.js';
 export * from './rng.js';
 export * from './safetensors.js';

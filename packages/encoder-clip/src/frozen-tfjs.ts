@@ -2,9 +2,7 @@
  * The tfjs towers behind the `FrozenImageEncoder` interface, so callers (`dfd encode`, feature caches)
  * switch engines with one option. Slower than onnxruntime; needs no ONNX export.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { tf, type EncoderInfo, type FrozenImageEncoder } from '@dfd/core';
+import { sha256File, tf, type EncoderInfo, type FrozenImageEncoder } from '@dfd/core';
 import type { ClipEncoder } from './clip-encoder.js';
 import { findWeightsFile } from './weights.js';
 
@@ -26,9 +24,7 @@ export class TfjsClipImageEncoder implements FrozenImageEncoder {
   /** Wraps a loaded encoder; `ownsEncoder` disposes it with this wrapper. */
   static async wrap(encoder: ClipEncoder, ownsEncoder = false): Promise<TfjsClipImageEncoder> {
     const path = findWeightsFile(encoder.source);
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-    return new TfjsClipImageEncoder(encoder, hash.digest('hex'), ownsEncoder);
+    return new TfjsClipImageEncoder(encoder, await sha256File(path), ownsEncoder);
   }
 
   async embed(pixels: Float32Array, count: number, options: { patchTokens?: boolean } = {}): Promise<{ embeds: Float32Array; patchTokens?: Float32Array }> {

@@ -4,12 +4,10 @@
  * `image_embeds [B, D]` and `last_hidden_state [B, 1 + h·w, width]` (the layout of transformers'
  * CLIPVisionModelWithProjection export and of tools/fixtures/clip/make_fixtures.py's `export_onnx`).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { SafetensorsFile, type EncoderInfo, type FrozenImageEncoder } from '@dfd/core';
+import { SafetensorsFile, sha256File, type EncoderInfo, type FrozenImageEncoder } from '@dfd/core';
 import { readClipConfig, type ClipConfig } from './config.js';
 import { CLIP_MEAN, CLIP_STD } from './clip-encoder.js';
 import { checkPrecision, createOnnxSession, type FrozenPrecision } from './onnx-session.js';
@@ -77,12 +75,6 @@ async function readLogitScale(dir: string, config: ClipConfig): Promise<number> 
   return Math.exp(config.logitScaleInit);
 }
 
-async function sha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** Which graph file to open, and how to digest it (a built graph's manifest digest covers its weights file too). */
 async function resolveGraph(
   dir: string,
@@ -96,14 +88,14 @@ async function resolveGraph(
       );
     }
     const path = await findClipOnnx(dir, options.onnx);
-    return { path, digest: () => sha256(path) };
+    return { path, digest: () => sha256File(path) };
   }
   if (options.calibration && precision !== 'int8') {
     throw new ClipOnnxError(`a calibration set is for precision int8 (static activation ranges); precision '${precision}' takes none`);
   }
   if (precision === 'fp32') {
     const exported = await findClipOnnx(dir).catch(() => undefined);
-    if (exported) return { path: exported, digest: () => sha256(exported) };
+    if (exported) return { path: exported, digest: () => sha256File(exported) };
   }
   try {
     await access(join(dir, 'model.safetensors'));

@@ -13,8 +13,8 @@
  * Everything is kept in a cache directory outside any repository (`~/.cache/dfd/tensorflow` by default),
  * one step at a time, each skipped when its output is already there: a second install is offline.
  */
-import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { sha256File } from '../digest.js';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { extractMember, listZip } from './zip.js';
@@ -73,18 +73,13 @@ export function layoutFor(cacheDir: string, variant: TensorflowVariant): Libtens
   return { libDir: join(root, 'lib'), includeDir: join(root, 'include'), addonDir: join(root, 'addon') };
 }
 
-export async function sha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 /** A wheel the user passed must be exactly PyPI's file (checked before any tool is looked for). */
 export async function checkGivenWheel(wheel: string, variant: TensorflowVariant): Promise<string> {
   const spec = WHEELS[variant];
   const given = resolve(wheel);
   if (!existsSync(given)) throw new NativeInstallError(`--wheel ${given}: no such file`);
-  const digest = await sha256(given);
+  const digest = await sha256File(given);
   if (digest !== spec.sha256) {
     throw new NativeInstallError(`--wheel ${given}: sha256 ${digest} is not PyPI's ${spec.filename} (${spec.sha256}); pass that exact file`);
   }
@@ -113,7 +108,7 @@ export async function ensureWheel(options: WheelOptions): Promise<string> {
     return cached;
   }
   if (existsSync(cached)) {
-    if ((await sha256(cached)) === spec.sha256) {
+    if ((await sha256File(cached)) === spec.sha256) {
       options.log(`  wheel: cached ${cached}`);
       return cached;
     }
@@ -133,7 +128,7 @@ export async function ensureWheel(options: WheelOptions): Promise<string> {
       what: `pip download ${spec.distribution}==${LIBTENSORFLOW_VERSION} (no network to PyPI? download ${spec.filename} elsewhere and pass --wheel PATH)`,
     },
   );
-  if (!existsSync(cached) || (await sha256(cached)) !== spec.sha256) {
+  if (!existsSync(cached) || (await sha256File(cached)) !== spec.sha256) {
     throw new NativeInstallError(`pip finished but ${cached} is missing or does not match PyPI's sha256 ${spec.sha256}`);
   }
   return cached;

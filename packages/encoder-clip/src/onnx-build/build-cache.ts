@@ -11,11 +11,10 @@
  * otherwise the source is re-hashed and, if its bytes changed, the graph is rebuilt.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { access, constants, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { SafetensorsFile } from '@dfd/core';
+import { SafetensorsFile, sha256File } from '@dfd/core';
 import { readClipConfig } from '../config.js';
 import { OnnxGraphBuilder } from './graph-builder.js';
 import { CLIP_VISION_GRAPH_VERSION, writeClipVisionGraph, type GraphPrecision, type GraphReport } from './clip-vision-graph.js';
@@ -52,12 +51,6 @@ export const PRECISION_METHODS: Record<GraphPrecision, string> = {
 export const STATIC_INT8_METHOD =
   'int8-static-qdq: encoder Linear weights int8 symmetric per output channel, activations uint8 per tensor with calibrated ranges (QuantizeLinear/DequantizeLinear), SmoothQuant scales folded into the LayerNorms and v when smoothAlpha > 0; conv and projection fp32';
 export const CALIBRATION_METHOD = 'minmax: the smallest and largest value of each Linear input channel over the whole calibration set';
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 async function writable(dir: string): Promise<boolean> {
   try {

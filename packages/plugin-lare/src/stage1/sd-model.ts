@@ -7,11 +7,12 @@
  * change from run to run), and identifies the weights by a digest that goes into every map's settings.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
+import { sha256File } from '@dfd/core';
 import { ClipTokenizer } from '@dfd/encoder-clip';
 import { alphasCumprod, readScheduleConfig, type ScheduleConfig } from './schedule.js';
 import { createLareSession, inputType, type SessionOptions } from './session.js';
@@ -60,12 +61,6 @@ async function graphFiles(dir: string): Promise<string[]> {
   // `dfd-*` files are our own int8 rewrites (int8-graph.ts), not part of the export.
   const names = (await readdir(dir)).filter((n) => !n.startsWith('dfd-')).filter((n) => n === 'model.onnx' || n.endsWith('.onnx_data') || n.endsWith('.data') || n === 'weights.pb');
   return names.sort().map((n) => join(dir, n));
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /**
