@@ -13,6 +13,7 @@ export * from './events.js';
 export * from './di.js';
 export * from './plugin.js';
 export * from './digest.js';
+export * from './cache-dir.js';
 export * from './experiment.js';
 export * from './rng.js';
 export * from './safetensors.js';

@@ -4,9 +4,8 @@
  * selected.json and the selected checkpoint — under `~/.cache/dfd/mlflow-runs/<run-id>/`.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { RunLocator } from '@dfd/core';
+import { dfdCacheDir, type RunLocator } from '@dfd/core';
 import { MlflowClient } from './client.js';
 
 export interface MlflowRunLocatorOptions {
@@ -33,7 +32,7 @@ export function mlflowRunLocator(options: MlflowRunLocatorOptions = {}): RunLoca
       // Named by the dfd run id (the folder name is a run directory's id), so the stage-2 run's parent is
       // that id and its tracker finds the same MLflow run again by the dfd.runId tag.
       const dfdRunId = run.data.tags?.find((t) => t.key === 'dfd.runId')?.value ?? runId;
-      const target = join(options.cacheDir ?? join(homedir(), '.cache', 'dfd', 'mlflow-runs'), dfdRunId);
+      const target = join(options.cacheDir ?? join(dfdCacheDir(), 'mlflow-runs'), dfdRunId);
       mkdirSync(join(target, 'checkpoints'), { recursive: true });
       const artifactUri = run.info.artifact_uri;
       const fetch = async (name: string) => {

@@ -5,8 +5,8 @@
  * (e.g. plugin-lare's stage-1 extractor with the settings the maps were made with). Core knows only keys.
  */
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { dfdCacheDir } from '../cache-dir.js';
 import type { Dataset } from '../contracts.js';
 import type { ExtraProviderFactory } from '../plugin.js';
 
@@ -27,7 +27,7 @@ export interface PredictExtrasInputs {
 }
 
 export function predictExtrasCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DFD_CACHE_DIR ? resolve(env.DFD_CACHE_DIR, 'predict-extras') : join(homedir(), '.cache', 'dfd', 'predict-extras');
+  return join(dfdCacheDir(env), 'predict-extras');
 }
 
 export async function extrasForPrediction(inputs: PredictExtrasInputs): Promise<Array<Record<string, string>>> {

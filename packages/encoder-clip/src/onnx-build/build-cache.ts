@@ -12,9 +12,8 @@
  */
 import { createHash } from 'node:crypto';
 import { access, constants, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { SafetensorsFile, sha256File } from '@dfd/core';
+import { dfdCacheDir, SafetensorsFile, sha256File } from '@dfd/core';
 import { readClipConfig } from '../config.js';
 import { OnnxGraphBuilder } from './graph-builder.js';
 import { CLIP_VISION_GRAPH_VERSION, writeClipVisionGraph, type GraphPrecision, type GraphReport } from './clip-vision-graph.js';
@@ -62,10 +61,6 @@ async function writable(dir: string): Promise<boolean> {
   }
 }
 
-function cacheRoot(): string {
-  return process.env.DFD_CACHE ?? join(homedir(), '.cache', 'dfd');
-}
-
 async function readManifest(path: string): Promise<BuiltGraphManifest | undefined> {
   try {
     const manifest = JSON.parse(await readFile(path, 'utf8')) as BuiltGraphManifest;
@@ -95,7 +90,7 @@ export interface BuiltGraph {
 async function outputDir(modelDir: string, sourceDigest: () => Promise<string>): Promise<string> {
   const beside = join(modelDir, 'onnx', 'dfd');
   if (await writable(beside)) return beside;
-  return join(cacheRoot(), 'clip-onnx', (await sourceDigest()).slice(0, 24));
+  return join(dfdCacheDir(), 'clip-onnx', (await sourceDigest()).slice(0, 24));
 }
 
 /** The cached graph for `precision`, building it first when absent or stale. */

@@ -18,8 +18,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { access, constants, copyFile, link, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { dfdCacheDir } from '@dfd/core';
 import { quantizeOnnxMatMuls, type QuantizeGraphReport } from '@dfd/encoder-clip';
 
 export const SD_INT8_MANIFEST_FORMAT = 'dfd-sd-int8/1';
@@ -92,7 +92,7 @@ async function readManifest(path: string): Promise<Int8GraphManifest | undefined
 /** The folder the int8 graph goes to: beside the source when writable, else a cache folder with links to it or copies. */
 async function outputDir(graphDir: string, names: string[], digest: () => Promise<string>, beside: boolean): Promise<string> {
   if (beside && (await writable(graphDir))) return graphDir;
-  const root = process.env.DFD_CACHE ?? join(homedir(), '.cache', 'dfd');
+  const root = dfdCacheDir();
   const dir = join(root, 'sd-int8', (await digest()).slice(0, 24), basename(graphDir));
   await mkdir(dir, { recursive: true });
   for (const name of names) {

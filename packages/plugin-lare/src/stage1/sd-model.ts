@@ -9,10 +9,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
-import { sha256File } from '@dfd/core';
+import { dfdCacheDir, sha256File } from '@dfd/core';
 import { ClipTokenizer } from '@dfd/encoder-clip';
 import { alphasCumprod, readScheduleConfig, type ScheduleConfig } from './schedule.js';
 import { createLareSession, inputType, type SessionOptions } from './session.js';
@@ -72,7 +71,7 @@ async function modelDigest(dir: string): Promise<string> {
   const files = (await Promise.all(GRAPHS.map((g) => graphFiles(join(dir, g))))).flat();
   const stats = await Promise.all(files.map((f) => stat(f)));
   const key = files.map((f, i) => `${f}:${stats[i]!.size}:${stats[i]!.mtimeMs}`).join('|');
-  const cacheDir = join(homedir(), '.cache', 'dfd', 'sd-digests');
+  const cacheDir = join(dfdCacheDir(), 'sd-digests');
   const cachePath = join(cacheDir, `${createHash('sha256').update(dir).digest('hex').slice(0, 16)}.json`);
   try {
     const cached = JSON.parse(await readFile(cachePath, 'utf8')) as { key: string; digest: string };
