@@ -16,10 +16,9 @@
  * The `dfd-` prefix keeps these files out of the model digest.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { access, constants, copyFile, link, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { dfdCacheDir } from '@dfd/core';
+import { dfdCacheDir, sha256File } from '@dfd/core';
 import { quantizeOnnxMatMuls, type QuantizeGraphReport } from '@dfd/encoder-clip';
 
 export const SD_INT8_MANIFEST_FORMAT = 'dfd-sd-int8/1';
@@ -57,9 +56,7 @@ export async function sourceGraphFiles(graphDir: string): Promise<string[]> {
 async function sha256Files(dir: string, names: string[]): Promise<string> {
   const all = createHash('sha256');
   for (const name of names) {
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(join(dir, name), { highWaterMark: 1 << 22 })) hash.update(chunk as Buffer);
-    all.update(`${name}:${hash.digest('hex')}\n`);
+    all.update(`${name}:${await sha256File(join(dir, name))}\n`);
   }
   return all.digest('hex');
 }
