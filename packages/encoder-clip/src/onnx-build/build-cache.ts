@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { access, constants, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dfdCacheDir, SafetensorsFile, sha256File } from '@dfd/core';
-import { readClipConfig } from '../config.js';
+import { readClipConfig, type ClipConfig } from '../config.js';
 import { OnnxGraphBuilder } from './graph-builder.js';
 import { CLIP_VISION_GRAPH_VERSION, writeClipVisionGraph, type GraphPrecision, type GraphReport } from './clip-vision-graph.js';
 import { calibrateChannelRanges, type CalibrationSet } from './calibrate.js';
@@ -93,6 +93,35 @@ async function outputDir(modelDir: string, sourceDigest: () => Promise<string>):
   return join(dfdCacheDir(), 'clip-onnx', (await sourceDigest()).slice(0, 24));
 }
 
+/** Writes `<base>.onnx` and its data from the safetensors `source`; a static int8 graph is calibrated first. */
+async function writeGraphFiles(
+  base: string,
+  source: string,
+  config: ClipConfig,
+  precision: GraphPrecision,
+  metadata: Record<string, string>,
+  calibration?: { set: CalibrationSet; smoothAlpha: number; log?: ((message: string) => void) | undefined; threads?: number | undefined },
+): Promise<GraphReport> {
+  const builder = await OnnxGraphBuilder.create(`${base}.onnx`);
+  const file = await SafetensorsFile.open(source);
+  try {
+    let variant = {};
+    if (calibration) {
+      calibration.log?.(`calibrating int8 activation ranges on ${calibration.set.images} images (${CALIBRATION_METHOD.split(':')[0]}, SmoothQuant α ${calibration.smoothAlpha})`);
+      const channels = await calibrateChannelRanges(file, config, `${base}.probe`, calibration.set, calibration.threads);
+      variant = { calibration: { channels, smoothAlpha: calibration.smoothAlpha } };
+    }
+    const report = await writeClipVisionGraph(builder, file, config, precision, variant);
+    await builder.finish(metadata, `clip_vision_${precision}`);
+    return report;
+  } catch (error) {
+    await builder.abort();
+    throw error;
+  } finally {
+    await file.close();
+  }
+}
+
 /** The cached graph for `precision`, building it first when absent or stale. */
 export async function ensureClipVisionOnnx(
   modelDir: string,
@@ -137,28 +166,12 @@ export async function ensureClipVisionOnnx(
   options.log?.(`building the ${precision} ONNX vision tower of ${config.name} from ${source} into ${dir}`);
   const started = performance.now();
   await mkdir(dir, { recursive: true });
-  const builder = await OnnxGraphBuilder.create(`${base}.onnx`);
-  const file = await SafetensorsFile.open(source);
   const method = calibration ? STATIC_INT8_METHOD : PRECISION_METHODS[precision];
   const sha256 = await sourceDigest();
   const decided = { format: CLIP_ONNX_MANIFEST_FORMAT, graphVersion: CLIP_VISION_GRAPH_VERSION, precision, method, sha256, configSha256, calibration: calibrationFacts };
   const graphDigest = createHash('sha256').update(JSON.stringify(decided)).digest('hex');
-  let report: GraphReport = {};
-  try {
-    let variant = {};
-    if (calibration) {
-      options.log?.(`calibrating int8 activation ranges on ${calibration.images} images (${CALIBRATION_METHOD.split(':')[0]}, SmoothQuant α ${smoothAlpha})`);
-      const channels = await calibrateChannelRanges(file, config, `${base}.probe`, calibration, options.threads);
-      variant = { calibration: { channels, smoothAlpha } };
-    }
-    report = await writeClipVisionGraph(builder, file, config, precision, variant);
-    await builder.finish({ 'dfd.precision': precision, 'dfd.source_sha256': sha256, 'dfd.digest': graphDigest }, `clip_vision_${precision}`);
-  } catch (error) {
-    await builder.abort();
-    throw error;
-  } finally {
-    await file.close();
-  }
+  const metadata = { 'dfd.precision': precision, 'dfd.source_sha256': sha256, 'dfd.digest': graphDigest };
+  const report = await writeGraphFiles(base, source, config, precision, metadata, calibration && { set: calibration, smoothAlpha, log: options.log, threads: options.threads });
   const manifest: BuiltGraphManifest = {
     format: CLIP_ONNX_MANIFEST_FORMAT,
     graphVersion: CLIP_VISION_GRAPH_VERSION,
