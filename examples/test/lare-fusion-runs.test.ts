@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { currentBackend, loadRun, readSafetensors, resumeRun, runExperiment, type ExperimentInCode, type RunResult, type Tracker } from '@dfd/core';
+import { stopWhen, atStep } from '../../test/support/stop-when.js';
+import { currentBackend, loadRun, readSafetensors, resumeRun, runExperiment, type ExperimentInCode, type RunResult } from '@dfd/core';
 import { CLARE_PLUGINS, ENHANCERS, FUSERS, stage2Experiment } from '../src/clare.js';
 import { ensureLareMaps, MAPS_DIR } from '../src/lare-maps.js';
 import { expectSameScore, miniDf40, recordedScores } from './support.js';
@@ -62,17 +63,8 @@ describe('lare-egre + attention fusion with dropout on the mini-DF40 (LaRE maps 
   test('killed after step 3 and resumed, it ends bit-identical to an uninterrupted run (dropout masks included)', async () => {
     const straightResult = await straight();
     expect(straightResult).toMatchObject({ status: 'finished', steps: 6 });
-    const controller = new AbortController();
-    const killer: Tracker = {
-      name: 'killer',
-      attach(events) {
-        events.subscribe((e) => {
-          if (e.type === 'step' && e.step === 3) controller.abort();
-        });
-      },
-      async close() {},
-    };
-    const killed = await runExperiment(fusionExperiment('killed', trainer), { signal: controller.signal, trackers: [killer] });
+    const { signal, tracker: killer } = stopWhen(atStep(3));
+    const killed = await runExperiment(fusionExperiment('killed', trainer), { signal, trackers: [killer] });
     expect(killed).toMatchObject({ status: 'killed', steps: 3 });
     const counters = Object.entries(await checkpointTensors(killed.runDir)).filter(([name]) => name.endsWith('dropout_calls'));
     // Both dropouts of the enhancer and of the fuser, each called once per training step so far.

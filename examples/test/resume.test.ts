@@ -8,7 +8,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, expect, test } from 'vitest';
-import { currentBackend, readSafetensors, resumeRun, runExperiment, type Tracker } from '@dfd/core';
+import { stopWhen, atStep } from '../../test/support/stop-when.js';
+import { currentBackend, readSafetensors, resumeRun, runExperiment } from '@dfd/core';
 import { coopExperiment } from '../src/coop.js';
 import { PLUGINS } from '../src/setup.js';
 import { miniDf40 } from './support.js';
@@ -32,17 +33,8 @@ test('CoOp killed after step 3 and resumed ends bit-identical to an uninterrupte
   const straight = await runExperiment(experiment('straight'));
   expect(straight).toMatchObject({ status: 'finished', steps: 6 });
 
-  const controller = new AbortController();
-  const killer: Tracker = {
-    name: 'killer',
-    attach(events) {
-      events.subscribe((e) => {
-        if (e.type === 'step' && e.step === 3) controller.abort();
-      });
-    },
-    async close() {},
-  };
-  const killed = await runExperiment(experiment('killed'), { signal: controller.signal, trackers: [killer] });
+  const { signal, tracker: killer } = stopWhen(atStep(3));
+  const killed = await runExperiment(experiment('killed'), { signal, trackers: [killer] });
   expect(killed).toMatchObject({ status: 'killed', steps: 3 });
   const resumed = await resumeRun(killed.runDir, { plugins: PLUGINS });
   expect(resumed).toMatchObject({ status: 'finished', steps: 6 });

@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { filter, take } from 'rxjs';
+import { stopWhen, afterFirstEpoch } from '../../../test/support/stop-when.js';
+import { filter } from 'rxjs';
 import {
   assemble,
   buildRegistry,
@@ -234,15 +235,8 @@ describe('module state tensors in checkpoints', () => {
     const runsDir = tempRuns();
     const trainer = { epochs: 3, batchSize: 8, evalBatchSize: 16, optimizer: { type: 'adamw' as const, lr: 0.02, weightDecay: 0.01 }, schedule: { type: 'cosine' as const, warmupEpochs: 1 } };
     const straight = await runExperiment(fusionExperiment(runsDir, { name: 'straight', trainer }));
-    const controller = new AbortController();
-    const killer: Tracker = {
-      name: 'killer',
-      attach(events) {
-        events.pipe(filter((e) => e.type === 'epoch'), take(1)).subscribe(() => controller.abort());
-      },
-      async close() {},
-    };
-    const killed = await runExperiment(fusionExperiment(runsDir, { name: 'killed', trainer }), { signal: controller.signal, trackers: [killer] });
+    const { signal, tracker: killer } = stopWhen(afterFirstEpoch);
+    const killed = await runExperiment(fusionExperiment(runsDir, { name: 'killed', trainer }), { signal, trackers: [killer] });
     expect(killed).toMatchObject({ status: 'killed', steps: 4 });
     const killedState = await stored(join(killed.runDir, 'checkpoints/last.safetensors'), 'state/');
     expect(Object.keys(killedState)).toEqual(['state/enhancer0.running_mean']);

@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { filter, take } from 'rxjs';
+import { stopWhen, afterFirstEpoch, atStep } from '../../../test/support/stop-when.js';
+import { filter } from 'rxjs';
 import { currentBackend, formatSweepSummary, readSafetensors, readEvents, resumeRun, runExperiment, summariseSweep, tf, type EvalEvent, type SweepChild, type Tracker } from '@dfd/core';
 import { toyExperiment, toyPlugin } from './support/toy-plugin.js';
 
@@ -61,16 +62,9 @@ describe('experiment runner', () => {
     const schedule = { type: 'cosine' as const, warmupEpochs: 1 };
     const straight = await runExperiment(toyExperiment(runsDir, { name: 'straight', trainer: { epochs: 3, batchSize: 16, optimizer, schedule, clipGradNorm: 1 } }));
 
-    const controller = new AbortController();
-    const killer: Tracker = {
-      name: 'killer',
-      attach(events) {
-        events.pipe(filter((e) => e.type === 'epoch'), take(1)).subscribe(() => controller.abort());
-      },
-      async close() {},
-    };
+    const { signal, tracker: killer } = stopWhen(afterFirstEpoch);
     const killed = await runExperiment(toyExperiment(runsDir, { name: 'killed', trainer: { epochs: 3, batchSize: 16, optimizer, schedule, clipGradNorm: 1 } }), {
-      signal: controller.signal,
+      signal,
       trackers: [killer],
     });
     expect(killed.status).toBe('killed');
@@ -90,15 +84,8 @@ describe('experiment runner', () => {
     const runsDir = tempRuns();
     const trainer = { epochs: 2, batchSize: 16, checkpointEverySteps: 1, optimizer: { type: 'sgd' as const, lr: 0.1, momentum: 0.9 } };
     const straight = await runExperiment(toyExperiment(runsDir, { name: 'straight-mid', trainer }));
-    const controller = new AbortController();
-    const killer: Tracker = {
-      name: 'killer',
-      attach(events) {
-        events.pipe(filter((e) => e.type === 'step' && e.step === 6)).subscribe(() => controller.abort());
-      },
-      async close() {},
-    };
-    const killed = await runExperiment(toyExperiment(runsDir, { name: 'killed-mid', trainer }), { signal: controller.signal, trackers: [killer] });
+    const { signal, tracker: killer } = stopWhen(atStep(6));
+    const killed = await runExperiment(toyExperiment(runsDir, { name: 'killed-mid', trainer }), { signal, trackers: [killer] });
     expect(killed).toMatchObject({ status: 'killed', steps: 6 });
     const resumed = await resumeRun(killed.runDir, { plugins: [toyPlugin] });
     const w1 = await modelWeights(join(straight.runDir, 'checkpoints/last.safetensors'));

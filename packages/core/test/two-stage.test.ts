@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { filter, take } from 'rxjs';
+import { stopWhen, afterFirstEpoch } from '../../../test/support/stop-when.js';
 import {
   applyInit,
   readEvents,
@@ -22,7 +22,6 @@ import {
   loadRun,
   type InitRecord,
   type RunStartEvent,
-  type Tracker,
 } from '@dfd/core';
 import { toyExperiment, toyPlugin } from './support/toy-plugin.js';
 
@@ -145,15 +144,8 @@ describe('two-stage runs (init from a run directory)', () => {
     const runsDir = tempRuns();
     const first = await runExperiment(toyExperiment(runsDir, { name: 'toy-stage1' }));
     const whole = await runExperiment(stage2(runsDir, first.runDir));
-    const controller = new AbortController();
-    const ctrlC: Tracker = {
-      name: 'ctrl-c',
-      attach(events) {
-        events.pipe(filter((e) => e.type === 'epoch'), take(1)).subscribe(() => controller.abort());
-      },
-      async close() {},
-    };
-    const killed = await runExperiment(stage2(runsDir, first.runDir), { signal: controller.signal, trackers: [ctrlC] });
+    const { signal, tracker: ctrlC } = stopWhen(afterFirstEpoch);
+    const killed = await runExperiment(stage2(runsDir, first.runDir), { signal, trackers: [ctrlC] });
     expect(killed.status).toBe('killed');
     const resumed = await resumeRun(killed.runDir, { plugins: [toyPlugin] });
     expect(resumed.status).toBe('finished');

@@ -5,7 +5,7 @@
  * step logged exactly once. A two-stage pipeline shows as parent and child runs.
  */
 import { describe, expect, it } from 'vitest';
-import { filter, take } from 'rxjs';
+import { stopWhen, afterFirstEpoch } from '../../../test/support/stop-when.js';
 import { readEvents, resumeRun, runExperiment, runPipeline, RunRecordError, type RunEvent, type Tracker } from '@dfd/core';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,16 +21,9 @@ describe('with the core runner', () => {
     const runsDir = tempRunsDir();
     const name = unique('runner');
     const tracking = [{ use: 'mlflow', config: { trackingUri: mlflowUri(), flushIntervalMs: 200 } }];
-    const controller = new AbortController();
-    const ctrlC: Tracker = {
-      name: 'ctrl-c',
-      attach(events) {
-        events.pipe(filter((e) => e.type === 'epoch'), take(1)).subscribe(() => controller.abort());
-      },
-      async close() {},
-    };
+    const { signal, tracker: ctrlC } = stopWhen(afterFirstEpoch);
     const experiment = { ...toyExperiment(runsDir, { name, tracking }), pluginObjects: [toyPlugin, mlflowPlugin] };
-    const killed = await runExperiment(experiment, { signal: controller.signal, trackers: [ctrlC] });
+    const killed = await runExperiment(experiment, { signal, trackers: [ctrlC] });
     expect(killed.status).toBe('killed');
 
     const client = testClient();
