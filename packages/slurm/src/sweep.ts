@@ -34,6 +34,7 @@ import {
   runExperiment,
   RunEventBus,
   summariseSweep,
+  sweepParentStart,
   sweepSelection,
   UsageError,
   openRunDirectory,
@@ -157,17 +158,7 @@ export async function createSweepParent(request: SweepRequest, io: CliIO, dryRun
   writeRecordJson(parent, 'config.json', config);
   const bus = new RunEventBus();
   const recording = recordEvents(bus.events$, parent);
-  bus.emit({
-    type: 'run-start',
-    runId: parent.runId,
-    experiment: experiment.name,
-    runName: `${experiment.name}-sweep-${parent.runId}`,
-    runDir: parent.dir,
-    config,
-    tags: { 'dfd.sweep': 'parent', 'dfd.sweep.size': String(configurations.length), 'dfd.sweep.select': `val/${selection.metric} (${selection.mode})`, 'dfd.sweep.engine': 'slurm' },
-    datasets: [],
-    totalSteps: 0,
-  });
+  bus.emit(sweepParentStart(parent, experiment.name, config, configurations.length, selection, { 'dfd.sweep.engine': 'slurm' }));
   recording.unsubscribe();
   writeFileSync(join(parent.dir, 'sweep.json'), `${JSON.stringify(sweep, null, 2)}\n`);
   // The parent exists in the trackers (MLflow) before any task starts: tasks running at once in separate

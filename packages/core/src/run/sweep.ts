@@ -8,9 +8,9 @@
  */
 import { join, resolve as resolvePath } from 'node:path';
 import type { Tracker } from '../contracts.js';
-import { RunEventBus } from '../events.js';
+import { RunEventBus, type EventInput, type RunStartEvent } from '../events.js';
 import { resolveExperiment, type ExperimentInCode, type ResolvedExperiment } from '../experiment.js';
-import { createRunDirectory, recordEvents, writeJson, writeRecordJson } from './run-directory.js';
+import { createRunDirectory, recordEvents, writeJson, writeRecordJson, type RunDirectory } from './run-directory.js';
 import { runExperiment, type RunOptions, type RunResult } from './runner.js';
 import { summariseSweep, type SweepChild, type SweepSelection, type SweepSummary } from './sweep-summary.js';
 
@@ -69,6 +69,28 @@ export function mergeVariant<T>(base: T, variant: Record<string, unknown>): T {
   return out as T;
 }
 
+/** The sweep parent's run-start (local and Slurm sweeps): a run of its own, tagged with its size and how it chooses. */
+export function sweepParentStart(
+  parent: RunDirectory,
+  experiment: string,
+  config: Record<string, unknown>,
+  size: number,
+  selection: SweepSelection,
+  tags: Record<string, string> = {},
+): EventInput<RunStartEvent> {
+  return {
+    type: 'run-start',
+    runId: parent.runId,
+    experiment,
+    runName: `${experiment}-sweep-${parent.runId}`,
+    runDir: parent.dir,
+    config,
+    tags: { 'dfd.sweep': 'parent', 'dfd.sweep.size': String(size), 'dfd.sweep.select': `val/${selection.metric} (${selection.mode})`, ...tags },
+    datasets: [],
+    totalSteps: 0,
+  };
+}
+
 /**
  * Runs `variants` (each a partial experiment merged over `base`) one after another. `options.trackers`
  * are attached to the parent and to every child (a tracker instance per run is created by the experiment's
@@ -90,17 +112,7 @@ export async function runSweep(
   }
   const config = { sweep: variants, base: { ...base, pluginObjects: undefined } };
   writeRecordJson(parent, 'config.json', config); // written whole (or the sweep fails), as for every run
-  bus.emit({
-    type: 'run-start',
-    runId: parent.runId,
-    experiment: experiment.name,
-    runName: `${experiment.name}-sweep-${parent.runId}`,
-    runDir: parent.dir,
-    config,
-    tags: { 'dfd.sweep': 'parent', 'dfd.sweep.size': String(variants.length), 'dfd.sweep.select': `val/${selection.metric} (${selection.mode})` },
-    datasets: [],
-    totalSteps: 0,
-  });
+  bus.emit(sweepParentStart(parent, experiment.name, config, variants.length, selection));
   const children: RunResult[] = [];
   let failed: Error | undefined;
   try {
