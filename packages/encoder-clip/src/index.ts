@@ -26,7 +26,7 @@ export { calibrateChannelRanges, calibrationSet, type CalibrationSet } from './o
 export { calibrationImages, drawCalibrationImages } from './cli/calibration.js';
 export { OnnxGraphBuilder } from './onnx-build/graph-builder.js';
 export { ProtoWriter, DataType as OnnxDataType } from './onnx-build/proto.js';
-export { quantizeLinearWeight } from './onnx-build/quantize.js';
+export { INT8_WEIGHT_MAX, quantizeLinearWeight } from './onnx-build/quantize.js';
 export { GraphQuantizeError, quantizeMatMulWeight, quantizeOnnxMatMuls, type QuantizeGraphOptions, type QuantizeGraphReport } from './onnx-build/quantize-graph.js';
 export * from './frozen-tfjs.js';
 export * from './plugin.js';

@@ -20,6 +20,7 @@ import {
   GraphQuantizeError,
   OnnxClipImageEncoder,
   ProtoWriter,
+  INT8_WEIGHT_MAX,
   quantizeLinearWeight,
   quantizeOnnxMatMuls,
   STATIC_INT8_METHOD,
@@ -238,13 +239,13 @@ describe('static int8 (QDQ, calibrated activation ranges) with ViT-B/16 widths',
     const a = await staticInt8.embed(pixels, 1, { patchTokens: true });
     const b = await dynamic.embed(pixels, 1, { patchTokens: true });
     // The ranges match the batch's own, except that layers after the first quantised product see its
-    // rounding in int8 and its absence in the fp32 calibration graph: static sits far closer to dynamic
-    // than either sits to fp32 (measured: 1.1% of the largest token value against 8.0%). A probe that
-    // missed a layer's range, or a wrong scale or zero point, would not.
-    const staticVsDynamic = maxAbsDiff(a.patchTokens!, b.patchTokens!);
+    // rounding in int8 and its absence in the fp32 calibration graph: static is then as accurate as dynamic
+    // (measured: max patch-token error to fp32 0.053 against dynamic's 0.055, min embedding cosine 0.99994
+    // for both). A probe that missed a layer's range, or a wrong scale or zero point, would not be.
+    const staticVsFp32 = maxAbsDiff(a.patchTokens!, f32(ref.patch_tokens));
     const dynamicVsFp32 = maxAbsDiff(b.patchTokens!, f32(ref.patch_tokens));
-    expect(staticVsDynamic).toBeLessThan(0.25 * dynamicVsFp32);
-    expect(minRowCosine(a.embeds, f32(ref.image_embeds), 512)).toBeGreaterThan(0.99);
+    expect(staticVsFp32).toBeLessThan(1.5 * dynamicVsFp32);
+    expect(minRowCosine(a.embeds, f32(ref.image_embeds), 512)).toBeGreaterThan(0.9995);
     // On other pixels the fixed ranges are no longer the batch's own: the two quantisations part.
     const c = await staticInt8.embed(other, 1);
     const d = await dynamic.embed(other, 1);
@@ -343,13 +344,52 @@ describe('quantizeLinearWeight', () => {
     const inFeatures = 4;
     const weight = Float32Array.from([0.5, -1, 0.25, 0, 10, 20, -30, 40, 0, 0, 0, 0]);
     const q = quantizeLinearWeight(weight, out, inFeatures);
-    expect(Array.from(q.scales)).toEqual([Math.fround(1 / 127), Math.fround(40 / 127), 1]);
-    expect(q.values[0 * out + 1]).toBe(Math.round(10 / (40 / 127)));
-    expect(q.values[3 * out + 1]).toBe(127);
+    expect(INT8_WEIGHT_MAX).toBe(63);
+    expect(Array.from(q.scales)).toEqual([Math.fround(1 / 63), Math.fround(40 / 63), 1]);
+    expect(q.values[0 * out + 1]).toBe(Math.round(10 / (40 / 63)));
+    expect(q.values[3 * out + 1]).toBe(63);
     for (let o = 0; o < out; o++) {
       for (let i = 0; i < inFeatures; i++) {
-        expect(Math.abs(q.values[i * out + o]! * q.scales[o]! - weight[o * inFeatures + i]!)).toBeLessThanOrEqual(q.scales[o]! / 2 + 1e-7);
+        expect(Math.abs(q.values[i * out + o]! * q.scales[o]! - weight[o * inFeatures + i]!)).toBeLessThanOrEqual((q.scales[o]! / 2) * (1 + 1e-5));
       }
+    }
+  });
+});
+
+describe('int8 weights on this CPU', () => {
+  // The worst case for onnxruntime's uint8 × int8 kernels on x86 without VNNI: every activation quantises to
+  // 255 and every weight to ±max with the same sign in each pair, so two products summed in int16 overflow
+  // unless |w| ≤ 63. With our weights the integer result must equal the exact one on any CPU.
+  it('DynamicQuantizeMatMul with quantizeLinearWeight weights equals the exact integer product (no int16 saturation)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dfd-int8-sat-'));
+    try {
+      const k = 64;
+      const n = 8;
+      const weight = Float32Array.from({ length: n * k }, (_, i) => (Math.floor(i / k) % 2 === 0 ? 1 : -1) * (1 + (i % 3) * 1e-3)); // [out, in]
+      const q = quantizeLinearWeight(weight, n, k);
+      const path = join(dir, 'sat.onnx');
+      const g = await OnnxGraphBuilder.create(path);
+      g.useOpset('com.microsoft', 1);
+      const x = g.input('x', 1, [2, k]);
+      const b = await g.weight('w', [k, n], q.values);
+      const scale = await g.weight('w_scale', [n], q.scales);
+      g.op('DynamicQuantizeMatMul', [x, b, scale], undefined, 'com.microsoft', 'y');
+      g.output('y', 1, [2, n]);
+      await g.finish({}, 'saturation');
+      const input = Float32Array.from({ length: 2 * k }, (_, i) => (i < k ? 2.55 : 0.001 * (i % 7)));
+      const session = await ort.InferenceSession.create(path, { executionProviders: ['cpu'] });
+      const y = (await session.run({ x: new ort.Tensor('float32', input, [2, k]) })).y!.data as Float32Array;
+      await session.release();
+      // The exact result of the quantised operands: row 0 is all 2.55 (uint8 255, scale 0.01, zero point 0).
+      for (let o = 0; o < n; o++) {
+        let exact = 0;
+        for (let i = 0; i < k; i++) exact += 255 * q.values[i * n + o]!;
+        exact *= 0.01 * q.scales[o]!;
+        expect(Math.abs(q.values[o]!)).toBe(INT8_WEIGHT_MAX);
+        expect(Math.abs(y[o]! - exact)).toBeLessThan(1e-4 * Math.abs(exact));
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -76,14 +76,14 @@ describe('int8 UNet (our MatMul rewrite)', () => {
     const int8 = await maps('int8');
     const manifest = JSON.parse(await readFile(join(model, 'unet', 'dfd-int8.manifest.json'), 'utf8'));
     expect(manifest.calibration).toBeNull();
-    expect(manifest.method).toMatch(/^int8-dynamic-matmul\/1: .*>= 256 elements/);
+    expect(manifest.method).toMatch(/^int8-dynamic-matmul\/2: .*>= 256 elements/);
     expect(manifest.source.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(manifest.report.quantized).toBeGreaterThan(20); // of the tiny UNet's 40 MatMuls
     expect((await readFile(join(model, 'unet', 'dfd-int8.onnx'))).includes('DynamicQuantizeMatMul')).toBe(true);
     // The int8 files are not part of the model digest; the precision is part of the recipe.
     expect(int8.extractor.model.digest).toBe(fp32.extractor.model.digest);
     expect(fp32.extractor.recipe).toMatchObject({ precision: 'fp32', quantization: null });
-    expect(int8.extractor.recipe).toMatchObject({ precision: 'int8', quantization: expect.stringMatching(/^unet: int8-dynamic-matmul\/1/) });
+    expect(int8.extractor.recipe).toMatchObject({ precision: 'int8', quantization: expect.stringMatching(/^unet: int8-dynamic-matmul\/2/) });
     const errors = fp32.maps.map((m, i) => relativeError(int8.maps[i]!, m));
     const cosines = fp32.maps.map((m, i) => cosine(int8.maps[i]!, m));
     console.log(`int8 vs fp32 LaRE maps on the tiny SD: max relative error ${Math.max(...errors).toExponential(2)}, min cosine ${Math.min(...cosines).toFixed(6)}`);

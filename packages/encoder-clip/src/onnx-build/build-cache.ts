@@ -43,12 +43,12 @@ export interface BuiltGraphManifest {
 
 export const PRECISION_METHODS: Record<GraphPrecision, string> = {
   fp32: 'fp32: safetensors weights widened to float32',
-  int8: 'int8-dynamic-matmul: encoder Linear weights int8 symmetric per output channel, activations uint8 per tensor at run time (DynamicQuantizeMatMul); conv and projection fp32',
+  int8: 'int8-dynamic-matmul: encoder Linear weights int8 symmetric 7-bit per output channel, activations uint8 per tensor at run time (DynamicQuantizeMatMul); conv and projection fp32',
 };
 
 /** Static int8: the method string of the manifest, and how the ranges were taken from the calibration set. */
 export const STATIC_INT8_METHOD =
-  'int8-static-qdq: encoder Linear weights int8 symmetric per output channel, activations uint8 per tensor with calibrated ranges (QuantizeLinear/DequantizeLinear), SmoothQuant scales folded into the LayerNorms and v when smoothAlpha > 0; conv and projection fp32';
+  'int8-static-qdq: encoder Linear weights int8 symmetric 7-bit per output channel, activations uint8 per tensor with calibrated ranges (QuantizeLinear/DequantizeLinear), SmoothQuant scales folded into the LayerNorms and v when smoothAlpha > 0; conv and projection fp32';
 export const CALIBRATION_METHOD = 'minmax: the smallest and largest value of each Linear input channel over the whole calibration set';
 
 async function writable(dir: string): Promise<boolean> {

@@ -26,7 +26,7 @@ import { divideChannels, scaleInputColumns, smoothingScales, tensorRange, uint8Q
 export type GraphPrecision = 'fp32' | 'int8';
 
 /** Bumped whenever the graph written for the same weights changes (part of the cache manifest). */
-export const CLIP_VISION_GRAPH_VERSION = 1;
+export const CLIP_VISION_GRAPH_VERSION = 2; // 2: int8 weights 7-bit (INT8_WEIGHT_MAX)
 
 /** Graph output names of the calibration probes of Linear layer `name` (per-channel minima and maxima, `[in]`). */
 export const probeOutputs = (name: string) => ({ min: `range_min:${name}`, max: `range_max:${name}` });

@@ -1,7 +1,7 @@
 /**
  * Rewrites an existing ONNX model (an exported CLIP tower, a Stable Diffusion UNet with gigabytes of external
  * data) to int8: every `MatMul` whose second input is a float32 2-D initializer becomes
- * `com.microsoft:DynamicQuantizeMatMul` with int8 weights (symmetric per output column) and, when the product
+ * `com.microsoft:DynamicQuantizeMatMul` with int8 weights (symmetric 7-bit per output column) and, when the product
  * feeds one `Add` of a 1-D initializer, that bias fused in. Convolutions are left alone: onnxruntime's
  * `ConvInteger` is 4× slower than fp32 on these CPUs (measured.md), so MatMul-only is the fast route.
  *
@@ -13,6 +13,7 @@ import { open, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DataType, encodeNode, encodeTensor, ProtoWriter } from './proto.js';
 import { parseNode, parseTensor, readFields, type ParsedNode, type ParsedTensor } from './proto-reader.js';
+import { int8WeightScale, quantizeWeightValue } from './quantize.js';
 
 export class GraphQuantizeError extends Error {
   override name = 'GraphQuantizeError';
@@ -30,13 +31,13 @@ export interface QuantizeGraphReport {
   bytesWritten: number;
 }
 
-/** `B [K, N]` float → int8 `[K, N]` and one scale per column N (symmetric, zero point 0). */
+/** `B [K, N]` float → int8 `[K, N]` and one scale per column N (symmetric 7-bit, zero point 0; see INT8_WEIGHT_MAX). */
 export function quantizeMatMulWeight(b: Float32Array, k: number, n: number): { values: Int8Array; scales: Float32Array } {
   const scales = new Float32Array(n);
   for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) scales[j] = Math.max(scales[j]!, Math.abs(b[i * n + j]!));
-  for (let j = 0; j < n; j++) scales[j] = scales[j]! > 0 ? scales[j]! / 127 : 1;
+  for (let j = 0; j < n; j++) scales[j] = int8WeightScale(scales[j]!);
   const values = new Int8Array(k * n);
-  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) values[i * n + j] = Math.max(-127, Math.min(127, Math.round(b[i * n + j]! / scales[j]!)));
+  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) values[i * n + j] = quantizeWeightValue(b[i * n + j]!, scales[j]!);
   return { values, scales };
 }
 

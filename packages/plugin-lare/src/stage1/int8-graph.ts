@@ -23,7 +23,7 @@ import { quantizeOnnxMatMuls, type QuantizeGraphReport } from '@dfd/encoder-clip
 
 export const SD_INT8_MANIFEST_FORMAT = 'dfd-sd-int8/1';
 /** Bump when the rewrite changes the numbers it produces (it is part of the maps' settings). */
-export const SD_INT8_METHOD_VERSION = 1;
+export const SD_INT8_METHOD_VERSION = 2; // 2: 7-bit weights (INT8_WEIGHT_MAX of @dfd/encoder-clip)
 
 export type LarePrecision = 'fp32' | 'int8';
 export const LARE_PRECISIONS: readonly LarePrecision[] = ['fp32', 'int8'];
@@ -32,7 +32,7 @@ export const LARE_PRECISIONS: readonly LarePrecision[] = ['fp32', 'int8'];
 export const DEFAULT_INT8_MIN_ELEMENTS = 4096;
 
 export function int8Method(minElements: number): string {
-  return `int8-dynamic-matmul/${SD_INT8_METHOD_VERSION}: MatMul weights with >= ${minElements} elements int8 symmetric per output column, activations uint8 per tensor at run time (DynamicQuantizeMatMul); convolutions fp32`;
+  return `int8-dynamic-matmul/${SD_INT8_METHOD_VERSION}: MatMul weights with >= ${minElements} elements int8 symmetric 7-bit per output column, activations uint8 per tensor at run time (DynamicQuantizeMatMul); convolutions fp32`;
 }
 
 export interface Int8GraphManifest {
