@@ -33,3 +33,12 @@ export * from './plugin.js';
 export { encodeCommand } from './cli/encode.js';
 export { imagesFromGlob, imagesFromList, readImageList, type ListedImage } from './cli/image-list.js';
 export { clipPlugin as default } from './plugin.js';
+export {
+  foldProbeRanges,
+  quantizeOnnxStatic,
+  rangeProbeOutputs,
+  writeRangeProbeModel,
+  type StaticQdqOptions,
+  type StaticQdqReport,
+} from './onnx-build/static-qdq-graph.js';
+export type { ActivationRange } from './onnx-build/static-int8.js';

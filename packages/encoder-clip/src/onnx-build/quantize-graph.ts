@@ -9,15 +9,12 @@
  * pointing at the original external-data file: nothing is copied, and only the quantised weights go to
  * `<out>.data`. Every other field of the model and graph is kept byte for byte.
  */
-import { open, readFile, rename, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { DataType, encodeNode, encodeTensor, ProtoWriter } from './proto.js';
-import { parseNode, parseTensor, readFields, type ParsedNode, type ParsedTensor } from './proto-reader.js';
+import { encodeNode, DataType } from './proto.js';
+import type { ParsedNode } from './proto-reader.js';
 import { int8WeightScale, quantizeWeightValue } from './quantize.js';
+import { assertBeside, ExternalDataWriter, initializerFloats, readOnnxModel, writeRewrittenModel } from './graph-rewrite.js';
 
-export class GraphQuantizeError extends Error {
-  override name = 'GraphQuantizeError';
-}
+export { GraphQuantizeError } from './graph-rewrite.js';
 
 export interface QuantizeGraphOptions {
   /** Weights with fewer elements stay float (default 4096: tiny products gain nothing). */
@@ -41,59 +38,16 @@ export function quantizeMatMulWeight(b: Float32Array, k: number, n: number): { v
   return { values, scales };
 }
 
-async function tensorFloats(tensor: ParsedTensor, modelDir: string): Promise<Float32Array> {
-  const count = tensor.dims.reduce((a, b) => a * b, 1);
-  let bytes: Uint8Array;
-  if (tensor.external) {
-    const handle = await open(join(modelDir, tensor.external.location), 'r');
-    try {
-      bytes = new Uint8Array(count * 4);
-      const { bytesRead } = await handle.read(bytes, 0, bytes.length, tensor.external.offset);
-      if (bytesRead !== bytes.length) throw new GraphQuantizeError(`${tensor.name}: external data ${tensor.external.location} is truncated`);
-    } finally {
-      await handle.close();
-    }
-  } else if (tensor.data) {
-    bytes = tensor.data;
-  } else {
-    throw new GraphQuantizeError(`${tensor.name}: initializer without data`);
-  }
-  const copy = new Uint8Array(bytes); // aligned
-  return new Float32Array(copy.buffer, 0, count);
-}
-
 /** Quantises `input`'s MatMuls into `output` (which must be in the same folder). */
 export async function quantizeOnnxMatMuls(input: string, output: string, options: QuantizeGraphOptions = {}): Promise<QuantizeGraphReport> {
-  const modelDir = dirname(resolve(input));
-  if (dirname(resolve(output)) !== modelDir) throw new GraphQuantizeError(`write the int8 model beside ${input} (same folder), so untouched weights stay where they are`);
+  assertBeside(input, output);
   const minElements = options.minElements ?? 4096;
-  const model = new Uint8Array(await readFile(input));
-  const modelFields = readFields(model);
-  const graphField = modelFields.find((f) => f.field === 7);
-  if (!graphField?.payload) throw new GraphQuantizeError(`${input} has no graph`);
-  const graphFields = readFields(graphField.payload);
-  const nodes = graphFields.filter((f) => f.field === 1).map((f) => parseNode(f.payload!));
-  const inits = new Map<string, ParsedTensor>(graphFields.filter((f) => f.field === 5).map((f) => [parseTensor(f.payload!).name, parseTensor(f.payload!)]));
-  const graphOutputs = new Set(graphFields.filter((f) => f.field === 12).map((f) => new TextDecoder().decode(readFields(f.payload!).find((x) => x.field === 1)?.payload)));
-  const consumers = new Map<string, ParsedNode[]>();
-  for (const node of nodes) for (const name of node.inputs) consumers.set(name, [...(consumers.get(name) ?? []), node]);
-
-  const dataPath = `${resolve(output)}.data`;
-  const data = await open(`${dataPath}.tmp-${process.pid}`, 'w');
-  let offset = 0;
-  const newInits: Uint8Array[] = [];
-  const writeWeight = async (name: string, dims: number[], array: Int8Array | Float32Array, type: number) => {
-    offset += (4096 - (offset % 4096)) % 4096;
-    const bytes = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
-    await data.write(bytes, 0, bytes.length, offset);
-    newInits.push(encodeTensor(name, type as 1, dims, { external: { location: basename(dataPath), offset, length: bytes.length } }));
-    offset += bytes.length;
-    return name;
-  };
-
+  const parts = await readOnnxModel(input);
+  const { nodes, inits, consumers, graphOutputs } = parts;
+  const data = await ExternalDataWriter.open(output);
   const report: QuantizeGraphReport = { quantized: 0, biasesFused: 0, skipped: 0, bytesWritten: 0 };
   const replaced = new Map<ParsedNode, Uint8Array | null>();
-  const dropInit = new Set<string>();
+  const dropInitializers = new Set<string>();
   try {
     for (const node of nodes) {
       if (node.op !== 'MatMul' || node.domain) continue;
@@ -103,9 +57,9 @@ export async function quantizeOnnxMatMuls(input: string, output: string, options
         continue;
       }
       const [k, n] = weight.dims as [number, number];
-      const q = quantizeMatMulWeight(await tensorFloats(weight, modelDir), k, n);
+      const q = quantizeMatMulWeight(await initializerFloats(weight, parts.dir), k, n);
       const base = `${weight.name}_dfd_int8`;
-      const inputs = [node.inputs[0]!, await writeWeight(base, [k, n], q.values, DataType.INT8), await writeWeight(`${base}_scale`, [n], q.scales, DataType.FLOAT), ''];
+      const inputs = [node.inputs[0]!, await data.add(base, [k, n], q.values, DataType.INT8), await data.add(`${base}_scale`, [n], q.scales, DataType.FLOAT), ''];
       let outputs = node.outputs;
       const users = consumers.get(node.outputs[0]!) ?? [];
       const add = users.length === 1 && users[0]!.op === 'Add' && !users[0]!.domain && !graphOutputs.has(node.outputs[0]!) ? users[0]! : undefined;
@@ -120,43 +74,16 @@ export async function quantizeOnnxMatMuls(input: string, output: string, options
         inputs.pop();
       }
       replaced.set(node, encodeNode({ op: 'DynamicQuantizeMatMul', domain: 'com.microsoft', name: `${node.outputs[0]}_dfd_int8`, inputs, outputs }));
-      if ((consumers.get(weight.name) ?? []).length === 1) dropInit.add(weight.name);
+      if ((consumers.get(weight.name) ?? []).length === 1) dropInitializers.add(weight.name);
       report.quantized++;
     }
-    await data.close();
+    await data.commit();
   } catch (error) {
-    await data.close().catch(() => undefined);
+    await data.abort();
     throw error;
   }
-  report.bytesWritten = offset;
-
-  const graph = new ProtoWriter();
-  for (const node of nodes) {
-    const swap = replaced.get(node);
-    if (swap === null) continue;
-    graph.bytes(1, swap ?? node.raw);
-  }
-  for (const f of graphFields) {
-    if (f.field === 1) continue;
-    if (f.field === 5 && dropInit.has(parseTensor(f.payload!).name)) continue;
-    graph.raw(f.bytes);
-  }
-  for (const init of newInits) graph.bytes(5, init);
-
-  const out = new ProtoWriter();
-  let hasMs = false;
-  for (const f of modelFields) {
-    if (f.field === 7) {
-      out.bytes(7, graph.finish());
-      continue;
-    }
-    if (f.field === 8 && readFields(f.payload!).some((x) => x.field === 1 && new TextDecoder().decode(x.payload) === 'com.microsoft')) hasMs = true;
-    out.raw(f.bytes);
-  }
-  if (!hasMs) out.message(8, (o) => o.string(1, 'com.microsoft').int(2, 1));
-  await rename(`${dataPath}.tmp-${process.pid}`, dataPath);
-  const tmp = `${resolve(output)}.tmp-${process.pid}`;
-  await writeFile(tmp, out.finish());
-  await rename(tmp, resolve(output));
+  report.bytesWritten = data.bytes;
+  const rewritten = nodes.filter((node) => replaced.get(node) !== null).map((node) => replaced.get(node) ?? node.raw);
+  await writeRewrittenModel(parts, output, { nodes: rewritten, dropInitializers, newInitializers: data.tensors, microsoftDomain: true });
   return report;
 }
