@@ -24,7 +24,9 @@ const tiny = process.env.LARE_BENCH_TINY === '1';
 const count = Number(process.env.LARE_BENCH_IMAGES ?? 8);
 const batches = (process.env.LARE_BENCH_BATCHES ?? '1,4').split(',').map(Number);
 const threads = process.env.LARE_BENCH_THREADS ?? '2';
-const engines = (process.env.LARE_BENCH_ENGINES ?? 'torch-fp32,torch-bf16,ours-fp32,ours-int8').split(',');
+const engines = (process.env.LARE_BENCH_ENGINES ?? 'torch-fp32,torch-bf16,ours-fp32,ours-int8,ours-int8static').split(',');
+// ours-int8static calibrates on these untimed images (the ones after the timed `count`).
+const calibrationCount = 4;
 const size = tiny ? 64 : 256;
 const ensemble = 4;
 
@@ -58,7 +60,7 @@ if (tiny) {
   cpSync(fixtureSd, join(imageDir, 'tiny-sd'), { recursive: true });
   onnxDir = join(imageDir, 'tiny-sd');
 }
-for (let i = 0; i < count + Math.max(...batches); i++) {
+for (let i = 0; i < count + calibrationCount; i++) {
   // Different content per image (noise keyed by content); 320×288 so the resize is real work.
   const raw = Buffer.alloc(320 * 288 * 3);
   for (let j = 0; j < raw.length; j++) raw[j] = (j * 7 + i * 131 + ((j / 960) | 0) * 3) & 255;
@@ -86,6 +88,23 @@ console.log(JSON.stringify({ built: b.built, quantized: b.manifest.report.quanti
   const built = runOne(process.execPath, ['--input-type=module', '-e', script]);
   if (!built) process.exit(1);
   console.log(`lare bench: int8 UNet ${built.built ? 'built' : 'found'}: ${built.quantized} MatMuls int8, ${built.seconds.toFixed(0)} s to build`);
+}
+
+if (engines.includes('ours-int8static')) {
+  // Calibration and both rewrites, once, in a child (untimed; cached per calibration, which the workers reuse).
+  const script = `import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { contentHash, decodeRgbLikePil, ensureStaticInt8Graphs, larePixels } from ${JSON.stringify(pathToFileURL(join(here, '../dist/index.js')).href)};
+const dir = ${JSON.stringify(imageDir)};
+const paths = readdirSync(dir).filter((n) => n.endsWith('.png')).sort().slice(${count}).map((n) => join(dir, n));
+const images = await Promise.all(paths.map(async (p) => { const bytes = readFileSync(p); return { hash: contentHash(bytes), pixels: larePixels(await decodeRgbLikePil(bytes, p), ${size}) }; }));
+const settings = { timestep: 200, ensemble: ${ensemble}, size: ${size}, prompt: 'a photo of a face', seed: 0, noiseFile: ${JSON.stringify(noiseFile)} };
+const t = performance.now();
+const b = await ensureStaticInt8Graphs(${JSON.stringify(onnxDir)}, settings, images, { threads: ${Number(threads)}, minElements: ${Number(int8MinElements)}, log: (m) => console.error('lare bench: ' + m) });
+console.log(JSON.stringify({ built: b.built, seconds: (performance.now() - t) / 1000 }));`;
+  const built = runOne(process.execPath, ['--input-type=module', '-e', script]);
+  if (!built) process.exit(1);
+  console.log(`lare bench: static int8 VAE encoder and UNet ${built.built ? 'calibrated and built' : 'found'} on ${calibrationCount} untimed images, ${built.seconds.toFixed(0)} s`);
 }
 
 function mapError(file, reference) {

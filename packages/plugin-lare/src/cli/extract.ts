@@ -4,11 +4,12 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { STOPPED_EXIT_CODE, UsageError, watchStopSignals, type CliIO } from '@dfd/core';
-import { DEFAULT_PROMPT, LareExtractor } from '../stage1/lare.js';
+import { DEFAULT_PROMPT, LareExtractor, type LareImage, type LareSettings } from '../stage1/lare.js';
 import { openSdOnnx } from '../stage1/sd-model.js';
+import { openSdOnnxStaticInt8 } from '../stage1/static-int8.js';
 import { parseShard } from '../stage1/shard.js';
-import { runExtraction } from '../stage1/extract-run.js';
-import { readImageList } from '@dfd/encoder-clip';
+import { readLareImages, runExtraction } from '../stage1/extract-run.js';
+import { drawCalibrationImages, readImageList } from '@dfd/encoder-clip';
 import { Progress, formatDuration } from './progress.js';
 import { intOption } from './options.js';
 
@@ -29,14 +30,26 @@ extras store that datasets read with extras: { lare: { root: DIR } }.
   --noise FILE       safetensors with image_noise [4,h,w] and eps [E,4,h,w], used for every image (exact comparisons)
   --batch B          images per VAE/UNet call (default 1; the UNet sees B·E latents)
   --shard K/N        only the images whose content hash falls in shard K of N (K from 0); N runs cover all
-  --precision fp32|int8  the UNet's weights (default fp32). int8: MatMul weights int8, activations quantised at
+  --precision fp32|int8  (default fp32) int8 alone: the UNet's MatMul weights int8, activations quantised at
                      run time (DynamicQuantizeMatMul), made once by our own tooling and cached beside the model
                      (unet/dfd-int8.onnx + manifest; ~/.cache/dfd/sd-int8/ when the folder is read-only).
                      Recorded in the store's settings: fp32 and int8 maps never mix in one store
-  --int8-min-elements N  int8: MatMul weights with fewer elements stay fp32 (default 4096; part of the settings)
+  --calibrate N      with --precision int8: static int8 (QDQ) for the VAE encoder and the UNet, convolutions
+                     included, with activation ranges calibrated on N images drawn evenly from the whole list
+                     (not the shard: every shard gets the same graphs) through this run's settings; cached per
+                     calibration (dfd-int8-static-<key>.onnx in each graph folder). Faster than dynamic int8
+  --int8-min-elements N  int8: weights with fewer elements stay fp32 (default 4096; part of the settings)
   --threads N        onnxruntime intra-op threads (default: all cores)
   --device cpu|cuda  cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12 (untested here)
   --checkpoint-every N  write the index every N batches (default 8)`;
+
+/** `--calibrate N`: N images drawn evenly from the whole list, read as the extraction reads them. */
+async function calibrationImages(paths: string[], count: number, size: number, io: CliIO): Promise<LareImage[]> {
+  const drawn = drawCalibrationImages(paths, count);
+  const { images, skipped } = await readLareImages(drawn, size);
+  if (skipped.length) io.stderr.write(`lare: calibration: ${skipped.length} of ${drawn.length} drawn images could not be read and are left out (first: ${skipped[0]!.path}: ${skipped[0]!.reason})\n`);
+  return images;
+}
 
 export async function extract(args: string[], io: CliIO): Promise<number> {
   const { values } = parseArgs({
@@ -57,6 +70,7 @@ export async function extract(args: string[], io: CliIO): Promise<number> {
       device: { type: 'string' },
       precision: { type: 'string' },
       'int8-min-elements': { type: 'string' },
+      calibrate: { type: 'string' },
       'checkpoint-every': { type: 'string' },
     },
     strict: true,
@@ -78,27 +92,30 @@ export async function extract(args: string[], io: CliIO): Promise<number> {
   const noiseFile = values.noise ? resolve(io.cwd, values.noise) : undefined;
   const noiseDigest = noiseFile ? createHash('sha256').update(await readFile(noiseFile)).digest('hex') : undefined;
   const threads = values.threads ? intOption(values.threads, 'threads', 1) : undefined;
-  const model = await openSdOnnx(resolve(io.cwd, values.model), {
-    device,
-    precision,
-    ...(values['int8-min-elements'] ? { int8MinElements: intOption(values['int8-min-elements'], 'int8-min-elements', 1) } : {}),
-    ...(threads ? { threads } : {}),
-    log: (message) => io.stdout.write(`lare: ${message}\n`),
-  });
+  if (values.calibrate !== undefined && precision !== 'int8') throw new UsageError(`--calibrate goes with --precision int8 (static activation ranges), not ${precision}`);
+  const settings: LareSettings = {
+    timestep: intOption(values.timestep, 'timestep', 0, 200),
+    ensemble: intOption(values.ensemble, 'ensemble', 1, 4),
+    size: intOption(values.size, 'size', 8, 256),
+    prompt: values.prompt ?? DEFAULT_PROMPT,
+    seed: intOption(values.seed, 'seed', 0, 0),
+    ...(noiseFile ? { noiseFile } : {}),
+  };
+  const log = (message: string) => io.stdout.write(`lare: ${message}\n`);
+  const minElements = values['int8-min-elements'] ? intOption(values['int8-min-elements'], 'int8-min-elements', 1) : undefined;
+  const common = { device, ...(threads ? { threads } : {}), log } as const;
+  const modelDir = resolve(io.cwd, values.model);
+  const model =
+    values.calibrate !== undefined
+      ? await openSdOnnxStaticInt8(modelDir, settings, await calibrationImages(images, intOption(values.calibrate, 'calibrate', 1), settings.size, io), {
+          ...common,
+          ...(minElements ? { minElements } : {}),
+          ...(noiseDigest ? { noiseDigest } : {}),
+        })
+      : await openSdOnnx(modelDir, { ...common, precision, ...(minElements ? { int8MinElements: minElements } : {}) });
   const stop = watchStopSignals(io, 'lare');
   try {
-    const extractor = await LareExtractor.create(
-      model,
-      {
-        timestep: intOption(values.timestep, 'timestep', 0, 200),
-        ensemble: intOption(values.ensemble, 'ensemble', 1, 4),
-        size: intOption(values.size, 'size', 8, 256),
-        prompt: values.prompt ?? DEFAULT_PROMPT,
-        seed: intOption(values.seed, 'seed', 0, 0),
-        ...(noiseFile ? { noiseFile } : {}),
-      },
-      noiseDigest,
-    );
+    const extractor = await LareExtractor.create(model, settings, noiseDigest);
     const out = resolve(io.cwd, values.out);
     let progress: Progress | undefined;
     const result = await runExtraction({
@@ -111,7 +128,7 @@ export async function extract(args: string[], io: CliIO): Promise<number> {
       onStart: ({ total, alreadyDone, otherShards }) => {
         io.stdout.write(
           `lare: ${images.length} images listed, ${alreadyDone} already in ${out}, ${otherShards ? `${otherShards} in other shards, ` : ''}${total} to do ` +
-            `(t=${extractor.settings.timestep}, E=${extractor.settings.ensemble}, size ${extractor.settings.size}, ${device}, ${precision})\n`,
+            `(t=${extractor.settings.timestep}, E=${extractor.settings.ensemble}, size ${extractor.settings.size}, ${device}, ${values.calibrate !== undefined ? `int8 static, ${values.calibrate} calibration images` : precision})\n`,
         );
         progress = new Progress(io, 'lare', total);
       },

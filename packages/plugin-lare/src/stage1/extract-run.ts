@@ -55,6 +55,28 @@ async function load(path: string): Promise<Loaded> {
   }
 }
 
+type PreparedImage = LareImage & { path: string };
+
+/** Decodes a loaded file into LaRE's input (`larePixels`), or says why it cannot be used. */
+async function prepare(item: Loaded, size: number): Promise<PreparedImage | { path: string; error: string }> {
+  if (item.error || !item.bytes) return { path: item.path, error: item.error ?? 'unreadable' };
+  try {
+    const image = await decodeRgbLikePil(item.bytes, item.path);
+    return { path: item.path, hash: item.hash!, pixels: larePixels(image, size) };
+  } catch (error) {
+    return { path: item.path, error: (error as Error).message };
+  }
+}
+
+/** Reads, hashes and prepares images exactly as an extraction does (calibration sets); unreadable ones are returned apart. */
+export async function readLareImages(paths: string[], size: number): Promise<{ images: PreparedImage[]; skipped: Array<{ path: string; reason: string }> }> {
+  const prepared = await mapPool(paths, 4, async (path) => prepare(await load(path), size));
+  return {
+    images: prepared.filter((p): p is PreparedImage => !('error' in p)),
+    skipped: prepared.flatMap((p) => ('error' in p ? [{ path: p.path, reason: p.error }] : [])),
+  };
+}
+
 export async function runExtraction(options: ExtractRunOptions): Promise<ExtractRunResult> {
   const started = performance.now();
   const { extractor, shard } = options;
@@ -94,22 +116,12 @@ export async function runExtraction(options: ExtractRunOptions): Promise<Extract
   };
   for (let start = 0; start < todo.length; start += batch) {
     const chunk = await Promise.all(todo.slice(start, start + batch).map(load));
-    const prepared = await Promise.all(
-      chunk.map(async (item): Promise<(LareImage & { path: string }) | undefined> => {
-        if (item.error || !item.bytes) {
-          skip(item.path, item.error ?? 'unreadable');
-          return undefined;
-        }
-        try {
-          const image = await decodeRgbLikePil(item.bytes, item.path);
-          return { path: item.path, hash: item.hash!, pixels: larePixels(image, size) };
-        } catch (error) {
-          skip(item.path, (error as Error).message);
-          return undefined;
-        }
-      }),
-    );
-    const good = prepared.filter((p): p is LareImage & { path: string } => p !== undefined);
+    const prepared = await Promise.all(chunk.map((item) => prepare(item, size)));
+    const good: PreparedImage[] = [];
+    for (const p of prepared) {
+      if ('error' in p) skip(p.path, p.error);
+      else good.push(p);
+    }
     const maps = await extractor.maps(good);
     good.forEach((img, i) => {
       const map = maps[i]!;

@@ -11,3 +11,4 @@ export * from './extract-run.js';
 export * from './torch-pt.js';
 export * from './map-files.js';
 export * from './extra-provider.js';
+export * from './static-int8.js';

@@ -35,12 +35,26 @@ export function int8Method(minElements: number): string {
   return `int8-dynamic-matmul/${SD_INT8_METHOD_VERSION}: MatMul weights with >= ${minElements} elements int8 symmetric 7-bit per output column, activations uint8 per tensor at run time (DynamicQuantizeMatMul); convolutions fp32`;
 }
 
+/** What a static graph was calibrated on: the images (their content hashes) and the stage-1 settings they went through. */
+export interface Int8Calibration {
+  images: number;
+  /** SHA-256 over the images' content hashes, in order, and the settings. */
+  sha256: string;
+  method: string;
+  /** The timestep, ensemble, size, prompt and noise the calibration pipeline ran with. */
+  settings: Record<string, unknown>;
+}
+
 export interface Int8GraphManifest {
   format: string;
   method: string;
   source: { graph: string; files: Array<{ name: string; bytes: number; mtimeMs: number }>; sha256: string };
-  calibration: null;
-  report: QuantizeGraphReport;
+  /** null: weight-only (dynamic activations). */
+  calibration: Int8Calibration | null;
+  /** What the rewrite did (counts of quantised nodes, bytes written). */
+  report: Record<string, number>;
+  /** Static int8: the calibrated `[min, max]` of each quantised activation. */
+  activationRanges?: Record<string, [number, number]>;
   createdAt: string;
   buildSeconds: number;
 }
@@ -107,51 +121,79 @@ export interface Int8Graph {
   built: boolean;
 }
 
+/** Which quantised form of a graph: its file name (without `.onnx`), method and calibration. */
+export interface QuantizedGraphSpec {
+  base: string;
+  method: string;
+  calibration: Int8Calibration | null;
+}
+
 /**
- * The cached int8 graph of `modelPath` (`<graph dir>/model.onnx`), rewriting it first when absent or stale.
- * A manifest is trusted while every source file has the size and mtime it recorded; otherwise the sources
- * are re-hashed and the graph rebuilt if their bytes changed.
+ * Where one quantised form of `<graph dir>/model.onnx` lives, and the cached one when it is fresh: a
+ * manifest is trusted while every source file has the size and mtime it recorded; otherwise the sources
+ * are re-hashed and the graph counts as stale if their bytes changed. `save` writes the manifest of a new build.
  */
-export async function ensureInt8Graph(
-  modelPath: string,
-  options: {
-    minElements?: number;
-    log?: (message: string) => void;
-    /** `cache`: never write beside the model (a shared folder), always under $DFD_CACHE. Default: beside when writable. */
-    location?: 'auto' | 'cache';
-  } = {},
-): Promise<Int8Graph> {
+export interface GraphSlot {
+  dir: string;
+  /** The fp32 source as seen from `dir` (a hard link or copy when `dir` is the cache). */
+  source: string;
+  path: string;
+  cached: Int8Graph | undefined;
+  save(report: Record<string, number>, started: number, activationRanges?: Record<string, [number, number]>): Promise<Int8Graph>;
+}
+
+export interface SlotOptions {
+  /** `cache`: never write beside the model (a shared folder), always under $DFD_CACHE. Default: beside when writable. */
+  location?: 'auto' | 'cache';
+}
+
+export async function quantizedGraphSlot(modelPath: string, spec: QuantizedGraphSpec, options: SlotOptions = {}): Promise<GraphSlot> {
   const graphDir = dirname(modelPath);
   const names = await sourceGraphFiles(graphDir);
   const stats = await Promise.all(names.map((n) => stat(join(graphDir, n))));
   const files = names.map((name, i) => ({ name, bytes: stats[i]!.size, mtimeMs: stats[i]!.mtimeMs }));
   let digest: string | undefined;
   const sourceDigest = async () => (digest ??= await sha256Files(graphDir, names));
-  const method = int8Method(options.minElements ?? DEFAULT_INT8_MIN_ELEMENTS);
   const dir = await outputDir(graphDir, names, sourceDigest, options.location !== 'cache');
-  const path = join(dir, 'dfd-int8.onnx');
-  const manifestPath = join(dir, 'dfd-int8.manifest.json');
+  const path = join(dir, `${spec.base}.onnx`);
+  const manifestPath = join(dir, `${spec.base}.manifest.json`);
   const known = await readManifest(manifestPath);
-  if (known && known.method === method && (await exists(path))) {
+  let cached: Int8Graph | undefined;
+  if (known && known.method === spec.method && JSON.stringify(known.calibration) === JSON.stringify(spec.calibration) && (await exists(path))) {
     const unchanged = JSON.stringify(known.source.files) === JSON.stringify(files);
-    if (unchanged || known.source.sha256 === (await sourceDigest())) return { path, manifest: known, built: false };
+    if (unchanged || known.source.sha256 === (await sourceDigest())) cached = { path, manifest: known, built: false };
   }
-  options.log?.(`quantising ${modelPath} to int8 (MatMul weights, DynamicQuantizeMatMul) into ${path}`);
-  const started = performance.now();
-  const sha256 = await sourceDigest();
-  const report = await quantizeOnnxMatMuls(join(dir, 'model.onnx'), path, { minElements: options.minElements ?? DEFAULT_INT8_MIN_ELEMENTS });
-  const manifest: Int8GraphManifest = {
-    format: SD_INT8_MANIFEST_FORMAT,
-    method,
-    source: { graph: modelPath, files, sha256 },
-    calibration: null,
-    report,
-    createdAt: new Date().toISOString(),
-    buildSeconds: (performance.now() - started) / 1000,
+  const save = async (report: Record<string, number>, started: number, activationRanges?: Record<string, [number, number]>) => {
+    const manifest: Int8GraphManifest = {
+      format: SD_INT8_MANIFEST_FORMAT,
+      method: spec.method,
+      source: { graph: modelPath, files, sha256: await sourceDigest() },
+      calibration: spec.calibration,
+      report,
+      ...(activationRanges ? { activationRanges } : {}),
+      createdAt: new Date().toISOString(),
+      buildSeconds: (performance.now() - started) / 1000,
+    };
+    const tmp = `${manifestPath}.tmp-${process.pid}`;
+    await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+    await rename(tmp, manifestPath);
+    return { path, manifest, built: true };
   };
-  const tmp = `${manifestPath}.tmp-${process.pid}`;
-  await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
-  await rename(tmp, manifestPath);
-  options.log?.(`quantised ${report.quantized} MatMuls (${report.biasesFused} biases fused) in ${manifest.buildSeconds.toFixed(1)} s`);
-  return { path, manifest, built: true };
+  return { dir, source: join(dir, 'model.onnx'), path, cached, save };
+}
+
+/** The cached dynamic int8 graph of `modelPath` (`<graph dir>/model.onnx`), rewriting it first when absent or stale. */
+export async function ensureInt8Graph(
+  modelPath: string,
+  options: SlotOptions & { minElements?: number; log?: (message: string) => void } = {},
+): Promise<Int8Graph> {
+  const minElements = options.minElements ?? DEFAULT_INT8_MIN_ELEMENTS;
+  const slot = await quantizedGraphSlot(modelPath, { base: 'dfd-int8', method: int8Method(minElements), calibration: null }, options);
+  if (slot.cached) return slot.cached;
+  options.log?.(`quantising ${modelPath} to int8 (MatMul weights, DynamicQuantizeMatMul) into ${slot.path}`);
+  const started = performance.now();
+  const report = await quantizeOnnxMatMuls(slot.source, slot.path, { minElements });
+  const built = await slot.save({ ...report }, started);
+  options.log?.(`quantised ${report.quantized} MatMuls (${report.biasesFused} biases fused) in ${built.manifest.buildSeconds.toFixed(1)} s`);
+  return built;
 }

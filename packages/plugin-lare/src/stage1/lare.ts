@@ -63,8 +63,12 @@ export interface LareRecipe {
   schedule: SdOnnxModel['schedule'];
 }
 
-async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, names: string[]): Promise<Float32Array[]> {
-  const outputs = await session.run(feeds, names);
+/** Sees every output of each VAE and UNet run (static int8 calibration reads its range probes this way). */
+export type RunObserver = (graph: 'vae_encoder' | 'unet', outputs: ort.InferenceSession.OnnxValueMapType) => void;
+
+async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, names: string[], observe?: (outputs: ort.InferenceSession.OnnxValueMapType) => void): Promise<Float32Array[]> {
+  const outputs = await session.run(feeds, observe ? session.outputNames : names);
+  observe?.(outputs);
   const result = names.map((n) => (outputs[n]!.data as Float32Array).slice());
   for (const t of Object.values(outputs)) t.dispose?.();
   for (const t of Object.values(feeds)) t.dispose?.();
@@ -82,9 +86,15 @@ export async function encodePrompt(model: SdOnnxModel, prompt: string): Promise<
 }
 
 /** The VAE encoder's mean and log-variance for `count` images `[count, 3, S, S]`. */
-export async function encodeImages(model: SdOnnxModel, pixels: Float32Array, count: number, size: number): Promise<{ mean: Float32Array; logvar: Float32Array }> {
+export async function encodeImages(
+  model: SdOnnxModel,
+  pixels: Float32Array,
+  count: number,
+  size: number,
+  observe?: RunObserver,
+): Promise<{ mean: Float32Array; logvar: Float32Array }> {
   const sample = new ort.Tensor('float32', pixels, [count, 3, size, size]);
-  const [mean, logvar] = await run(model.vaeEncoder, { sample }, ['latent_mean', 'latent_logvar']);
+  const [mean, logvar] = await run(model.vaeEncoder, { sample }, ['latent_mean', 'latent_logvar'], observe && ((outputs) => observe('vae_encoder', outputs)));
   return { mean: mean!, logvar: logvar! };
 }
 
@@ -99,11 +109,12 @@ export class LareExtractor {
     readonly latent: LatentShape,
     private readonly text: { embedding: Float32Array; length: number; width: number },
     private readonly fixedNoise: ImageNoise | undefined,
+    private readonly observe: RunObserver | undefined,
   ) {
     this.coefficients = noiseCoefficients(model.alphasCumprod, settings.timestep);
   }
 
-  static async create(model: SdOnnxModel, settings: LareSettings, noiseDigest?: string): Promise<LareExtractor> {
+  static async create(model: SdOnnxModel, settings: LareSettings, noiseDigest?: string, options: { observe?: RunObserver } = {}): Promise<LareExtractor> {
     const { timestep, ensemble, size } = settings;
     const steps = model.alphasCumprod.length;
     if (!Number.isInteger(timestep) || timestep < 0 || timestep >= steps) {
@@ -130,7 +141,7 @@ export class LareExtractor {
       scalingFactor: model.scalingFactor,
       schedule: model.schedule,
     };
-    const extractor = new LareExtractor(model, settings, recipe, latent, text, fixedNoise);
+    const extractor = new LareExtractor(model, settings, recipe, latent, text, fixedNoise, options.observe);
     extractor.times.textMs += performance.now() - started;
     return extractor;
   }
@@ -152,7 +163,7 @@ export class LareExtractor {
     const pixels = new Float32Array(B * 3 * size * size);
     images.forEach((img, i) => pixels.set(img.pixels, i * 3 * size * size));
     let started = performance.now();
-    const { mean, logvar } = await encodeImages(this.model, pixels, B, size);
+    const { mean, logvar } = await encodeImages(this.model, pixels, B, size, this.observe);
     this.times.vaeMs += performance.now() - started;
 
     const f32 = Math.fround;
@@ -187,6 +198,7 @@ export class LareExtractor {
         encoder_hidden_states: new ort.Tensor('float32', hidden, [B * E, L, D]),
       },
       [this.model.unet.outputNames[0]!],
+      this.observe && ((outputs) => this.observe!('unet', outputs)),
     );
     this.times.unetMs += performance.now() - started;
     return images.map((_, b) => {

@@ -38,9 +38,9 @@ export interface SdOnnxModel {
   downsample: number;
   /** SHA-256 over the three graphs and their external weights (the fp32 export; int8 rewrites excluded). */
   digest: string;
-  /** The UNet's precision (text encoder and VAE encoder stay fp32). */
+  /** int8: the UNet (dynamic) or the VAE encoder and UNet (static); the text encoder stays fp32. */
   precision: LarePrecision;
-  /** How the int8 UNet was made (method and threshold); null for fp32. Part of every map's settings. */
+  /** How the int8 graphs were made (method, threshold, calibration); null for fp32. Part of every map's settings. */
   quantization: string | null;
   /** The element type of the UNet's timestep input (int64 for our export; some exports use float32). */
   timestepType: string;
@@ -50,6 +50,16 @@ export interface SdOnnxModel {
 }
 
 const GRAPHS = ['text_encoder', 'vae_encoder', 'unet'] as const;
+
+export interface OpenSdOptions extends SessionOptions {
+  /**
+   * Files opened as they are instead of `<dir>/<graph>/model.onnx` (static int8 graphs, calibration probes;
+   * see static-int8.ts). The weights digest is still the export's.
+   */
+  graphFiles?: Partial<Record<'vae_encoder' | 'unet', string>>;
+  /** With `graphFiles` of quantised graphs: how they were made (goes into every map's settings). */
+  quantization?: string;
+}
 
 function need(path: string, what: string): void {
   if (!existsSync(path)) throw new SdModelError(`${path} is missing (${what}); ${EXPORT_HINT}`);
@@ -115,7 +125,7 @@ function contextLength(dir: string): number {
   }
 }
 
-export async function openSdOnnx(dir: string, options: SessionOptions = {}): Promise<SdOnnxModel> {
+export async function openSdOnnx(dir: string, options: OpenSdOptions = {}): Promise<SdOnnxModel> {
   for (const graph of GRAPHS) need(join(dir, graph, 'model.onnx'), `the ${graph.replace('_', ' ')} graph`);
   need(join(dir, 'scheduler', 'scheduler_config.json'), 'the noise schedule');
   need(join(dir, 'tokenizer', 'vocab.json'), "the CLIP tokenizer's vocabulary");
@@ -135,11 +145,12 @@ export async function openSdOnnx(dir: string, options: SessionOptions = {}): Pro
   const digest = await modelDigest(dir);
   const sessions: ort.InferenceSession[] = [];
   try {
-    // Only the UNet is quantised: it is >90% of the time; the VAE encoder is mostly convolutions (fp32 is the
-    // fast route for those) and the text encoder runs once per extractor.
+    // Dynamic int8 quantises the UNet only: it is >90% of the time, and the VAE encoder is mostly
+    // convolutions (ConvInteger is slower than fp32). The text encoder runs once per extractor.
     for (const graph of GRAPHS) {
-      const precision = graph === 'unet' ? (options.precision ?? 'fp32') : 'fp32';
-      sessions.push(await createLareSession(join(dir, graph, 'model.onnx'), { ...options, precision }));
+      const file = graph === 'text_encoder' ? undefined : options.graphFiles?.[graph];
+      const precision = graph === 'unet' && !file ? (options.precision ?? 'fp32') : 'fp32';
+      sessions.push(await createLareSession(file ?? join(dir, graph, 'model.onnx'), { ...options, precision }));
     }
   } catch (error) {
     await Promise.all(sessions.map((s) => s.release()));
@@ -166,7 +177,7 @@ export async function openSdOnnx(dir: string, options: SessionOptions = {}): Pro
     downsample: 2 ** (blocks - 1),
     digest,
     precision: options.precision ?? 'fp32',
-    quantization: options.precision === 'int8' ? `unet: ${int8Method(options.int8MinElements ?? DEFAULT_INT8_MIN_ELEMENTS)}` : null,
+    quantization: options.quantization ?? (options.precision === 'int8' ? `unet: ${int8Method(options.int8MinElements ?? DEFAULT_INT8_MIN_ELEMENTS)}` : null),
     timestepType: inputType(unet, 'timestep') ?? 'int64',
     idsType: inputType(textEncoder, 'input_ids') ?? 'int64',
     async dispose() {
