@@ -5,9 +5,11 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { STOPPED_EXIT_CODE, UsageError, watchStopSignals, type CliIO } from '@dfd/core';
 import { DEFAULT_PROMPT, LareExtractor, type LareImage, type LareSettings } from '../stage1/lare.js';
-import { openSdOnnx } from '../stage1/sd-model.js';
+import { openSdOnnx, type SdOnnxModel } from '../stage1/sd-model.js';
+import type { LareDevice } from '../stage1/session.js';
+import type { LarePrecision } from '../stage1/int8-graph.js';
 import { openSdOnnxStaticInt8 } from '../stage1/static-int8.js';
-import { parseShard } from '../stage1/shard.js';
+import { parseShard, type Shard } from '../stage1/shard.js';
 import { readLareImages, runExtraction } from '../stage1/extract-run.js';
 import { drawCalibrationImages, readImageList } from '@dfd/encoder-clip';
 import { Progress, formatDuration } from './progress.js';
@@ -51,7 +53,25 @@ async function calibrationImages(paths: string[], count: number, size: number, i
   return images;
 }
 
-export async function extract(args: string[], io: CliIO): Promise<number> {
+/** Everything `dfd lare extract` was asked to do, checked. */
+interface ExtractCommand {
+  modelDir: string;
+  images: string[];
+  out: string;
+  shard: Shard | undefined;
+  settings: LareSettings;
+  noiseDigest: string | undefined;
+  device: LareDevice;
+  threads: number | undefined;
+  precision: LarePrecision;
+  /** Static int8: the calibration set's size. */
+  calibrate: number | undefined;
+  minElements: number | undefined;
+  batch: number;
+  checkpointEvery: number;
+}
+
+async function parseExtract(args: string[], io: CliIO): Promise<ExtractCommand> {
   const { values } = parseArgs({
     args,
     options: {
@@ -82,53 +102,72 @@ export async function extract(args: string[], io: CliIO): Promise<number> {
   if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
   const precision = values.precision ?? 'fp32';
   if (precision !== 'fp32' && precision !== 'int8') throw new UsageError(`--precision must be fp32 or int8, got '${precision}'`);
+  if (values.calibrate !== undefined && precision !== 'int8') throw new UsageError(`--calibrate goes with --precision int8 (static activation ranges), not ${precision}`);
   let shard;
   try {
     shard = values.shard ? parseShard(values.shard) : undefined;
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  const images = (await readImageList(values.dataset, io.cwd)).map((i) => i.path);
   const noiseFile = values.noise ? resolve(io.cwd, values.noise) : undefined;
-  const noiseDigest = noiseFile ? createHash('sha256').update(await readFile(noiseFile)).digest('hex') : undefined;
-  const threads = values.threads ? intOption(values.threads, 'threads', 1) : undefined;
-  if (values.calibrate !== undefined && precision !== 'int8') throw new UsageError(`--calibrate goes with --precision int8 (static activation ranges), not ${precision}`);
-  const settings: LareSettings = {
-    timestep: intOption(values.timestep, 'timestep', 0, 200),
-    ensemble: intOption(values.ensemble, 'ensemble', 1, 4),
-    size: intOption(values.size, 'size', 8, 256),
-    prompt: values.prompt ?? DEFAULT_PROMPT,
-    seed: intOption(values.seed, 'seed', 0, 0),
-    ...(noiseFile ? { noiseFile } : {}),
+  return {
+    modelDir: resolve(io.cwd, values.model),
+    images: (await readImageList(values.dataset, io.cwd)).map((i) => i.path),
+    out: resolve(io.cwd, values.out),
+    shard,
+    settings: {
+      timestep: intOption(values.timestep, 'timestep', 0, 200),
+      ensemble: intOption(values.ensemble, 'ensemble', 1, 4),
+      size: intOption(values.size, 'size', 8, 256),
+      prompt: values.prompt ?? DEFAULT_PROMPT,
+      seed: intOption(values.seed, 'seed', 0, 0),
+      ...(noiseFile ? { noiseFile } : {}),
+    },
+    noiseDigest: noiseFile ? createHash('sha256').update(await readFile(noiseFile)).digest('hex') : undefined,
+    device,
+    threads: values.threads ? intOption(values.threads, 'threads', 1) : undefined,
+    precision,
+    calibrate: values.calibrate !== undefined ? intOption(values.calibrate, 'calibrate', 1) : undefined,
+    minElements: values['int8-min-elements'] ? intOption(values['int8-min-elements'], 'int8-min-elements', 1) : undefined,
+    batch: intOption(values.batch, 'batch', 1, 1),
+    checkpointEvery: intOption(values['checkpoint-every'], 'checkpoint-every', 1, 8),
   };
-  const log = (message: string) => io.stdout.write(`lare: ${message}\n`);
-  const minElements = values['int8-min-elements'] ? intOption(values['int8-min-elements'], 'int8-min-elements', 1) : undefined;
-  const common = { device, ...(threads ? { threads } : {}), log } as const;
-  const modelDir = resolve(io.cwd, values.model);
-  const model =
-    values.calibrate !== undefined
-      ? await openSdOnnxStaticInt8(modelDir, settings, await calibrationImages(images, intOption(values.calibrate, 'calibrate', 1), settings.size, io), {
-          ...common,
-          ...(minElements ? { minElements } : {}),
-          ...(noiseDigest ? { noiseDigest } : {}),
-        })
-      : await openSdOnnx(modelDir, { ...common, precision, ...(minElements ? { int8MinElements: minElements } : {}) });
+}
+
+/** The SD export at the command's precision: fp32, dynamic int8 (the UNet's MatMuls) or static int8 (calibrated first when not cached). */
+async function openModel(cmd: ExtractCommand, io: CliIO): Promise<SdOnnxModel> {
+  const common = { device: cmd.device, ...(cmd.threads ? { threads: cmd.threads } : {}), log: (message: string) => io.stdout.write(`lare: ${message}\n`) };
+  if (cmd.calibrate === undefined) {
+    return openSdOnnx(cmd.modelDir, { ...common, precision: cmd.precision, ...(cmd.minElements ? { int8MinElements: cmd.minElements } : {}) });
+  }
+  const calibration = await calibrationImages(cmd.images, cmd.calibrate, cmd.settings.size, io);
+  return openSdOnnxStaticInt8(cmd.modelDir, cmd.settings, calibration, {
+    ...common,
+    ...(cmd.minElements ? { minElements: cmd.minElements } : {}),
+    ...(cmd.noiseDigest ? { noiseDigest: cmd.noiseDigest } : {}),
+  });
+}
+
+export async function extract(args: string[], io: CliIO): Promise<number> {
+  const cmd = await parseExtract(args, io);
+  const { images, out, settings } = cmd;
+  const model = await openModel(cmd, io);
   const stop = watchStopSignals(io, 'lare');
   try {
-    const extractor = await LareExtractor.create(model, settings, noiseDigest);
-    const out = resolve(io.cwd, values.out);
+    const extractor = await LareExtractor.create(model, settings, cmd.noiseDigest);
+    const precision = cmd.calibrate !== undefined ? `int8 static, ${cmd.calibrate} calibration images` : cmd.precision;
     let progress: Progress | undefined;
     const result = await runExtraction({
       extractor,
       images,
       out,
-      ...(shard ? { shard } : {}),
-      batch: intOption(values.batch, 'batch', 1, 1),
-      checkpointEvery: intOption(values['checkpoint-every'], 'checkpoint-every', 1, 8),
+      ...(cmd.shard ? { shard: cmd.shard } : {}),
+      batch: cmd.batch,
+      checkpointEvery: cmd.checkpointEvery,
       onStart: ({ total, alreadyDone, otherShards }) => {
         io.stdout.write(
           `lare: ${images.length} images listed, ${alreadyDone} already in ${out}, ${otherShards ? `${otherShards} in other shards, ` : ''}${total} to do ` +
-            `(t=${extractor.settings.timestep}, E=${extractor.settings.ensemble}, size ${extractor.settings.size}, ${device}, ${values.calibrate !== undefined ? `int8 static, ${values.calibrate} calibration images` : precision})\n`,
+            `(t=${settings.timestep}, E=${settings.ensemble}, size ${settings.size}, ${cmd.device}, ${precision})\n`,
         );
         progress = new Progress(io, 'lare', total);
       },
