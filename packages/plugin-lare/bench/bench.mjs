@@ -5,7 +5,7 @@
 // outside the repository (heavy: run under the heavy-job lock). Figures are ratios measured in one run.
 //
 // Env: LARE_BENCH_CACHE (default ~/.cache/dfd/lare-bench), LARE_BENCH_IMAGES (default 8), LARE_BENCH_BATCHES
-// (default "1,4"), LARE_BENCH_THREADS (default 2), LARE_BENCH_ENGINES (default torch-fp32,torch-bf16,ours-fp32,ours-int8), LARE_BENCH_PYTHON (default ~/.cache/dfd/venv-torch/bin/python),
+// (default "1,4"), LARE_BENCH_THREADS (default 2), LARE_BENCH_ENGINES (default torch-fp32,ours-fp32,ours-int8,ours-int8static; torch-bf16 is emulated and slow on AVX2), LARE_BENCH_PYTHON (default ~/.cache/dfd/venv-torch/bin/python),
 // LARE_BENCH_TINY=1 (smoke test on the tiny fixture model at 64 px; needs tools/fixtures/lare-stage1/make_fixtures.py
 // run on this machine for its diffusers folder in /tmp).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -24,7 +24,7 @@ const tiny = process.env.LARE_BENCH_TINY === '1';
 const count = Number(process.env.LARE_BENCH_IMAGES ?? 8);
 const batches = (process.env.LARE_BENCH_BATCHES ?? '1,4').split(',').map(Number);
 const threads = process.env.LARE_BENCH_THREADS ?? '2';
-const engines = (process.env.LARE_BENCH_ENGINES ?? 'torch-fp32,torch-bf16,ours-fp32,ours-int8,ours-int8static').split(',');
+const engines = (process.env.LARE_BENCH_ENGINES ?? 'torch-fp32,ours-fp32,ours-int8,ours-int8static').split(',');
 // ours-int8static calibrates on these untimed images (the ones after the timed `count`).
 const calibrationCount = 4;
 const size = tiny ? 64 : 256;

@@ -5,20 +5,15 @@ import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { captureCliIo } from '../../../test/support/cli-io.js';
 import { runDfd } from '../../../test/support/dfd-child.js';
 import { ensureBackend, PluginRegistry, UsageError, type Sample } from '@dfd/core';
 import { ExtrasStore, FolderConfigSchema, ImageBatchLoader, loadExtra } from '@dfd/dataset-df40';
-import larePluginDefault, { lareCommand } from '../src/index.js';
+import larePluginDefault from '../src/index.js';
 import { openSdOnnx } from '../src/stage1/sd-model.js';
-import { FIXTURES, IMAGES, NOISE, TINY_SD, reference, relativeError, type Cases } from './helpers.js';
+import { FIXTURES, IMAGES, NOISE, TINY_SD, reference, relativeError, runLare, type Cases } from './helpers.js';
 
 
-async function lare(dir: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const io = captureCliIo(dir);
-  const code = await lareCommand.run(args, io);
-  return { code, out: io.out(), err: io.err() };
-}
+const lare = runLare;
 
 async function allMaps(root: string): Promise<Map<string, Float32Array>> {
   const store = await ExtrasStore.open(root);

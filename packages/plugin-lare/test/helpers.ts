@@ -1,6 +1,10 @@
+import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { SafetensorsFile } from '@dfd/core';
+import { captureCliIo } from '../../../test/support/cli-io.js';
+import { lareCommand } from '../src/index.js';
 
 export const FIXTURES = fileURLToPath(new URL('../../../tools/fixtures/lare-stage1/out/', import.meta.url));
 export const TINY_SD = join(FIXTURES, 'tiny-sd');
@@ -34,4 +38,33 @@ export function relativeError(actual: Float32Array, expected: Float32Array): num
     scale = Math.max(scale, Math.abs(expected[i]!));
   }
   return diff / scale;
+}
+
+/** Cosine similarity of two maps. */
+export function cosine(a: Float32Array, b: Float32Array): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i]! * b[i]!;
+    aa += a[i]! * a[i]!;
+    bb += b[i]! * b[i]!;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+/** `dfd lare ARGS` run in-process in `dir`, its output captured. */
+export async function runLare(dir: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const io = captureCliIo(dir);
+  const code = await lareCommand.run(args, io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+/** A temporary folder with a copy of the tiny SD (int8 graphs are written beside the model) and `list.txt` naming `images` in IMAGES. */
+export async function tinySdCopy(prefix: string, images: string[]): Promise<{ dir: string; model: string }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const model = join(dir, 'tiny-sd');
+  await cp(TINY_SD, model, { recursive: true });
+  await writeFile(join(dir, 'list.txt'), images.map((n) => join(IMAGES, n)).join('\n'));
+  return { dir, model };
 }

@@ -3,37 +3,22 @@
  * the model with a manifest; maps close to fp32; the precision in the store's settings, mixing refused.
  * The tiny SD's MatMuls are small (≤ 32×256), so the threshold is lowered to 256 elements to quantise most.
  */
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { captureCliIo } from '../../../test/support/cli-io.js';
 import { ExtrasStore, readStoreIndexes } from '@dfd/dataset-df40';
-import { lareCommand } from '../src/index.js';
 import { decodeRgbLikePil, larePixels } from '../src/stage1/image.js';
 import { LareExtractor, type LareImage } from '../src/stage1/lare.js';
 import { openSdOnnx } from '../src/stage1/sd-model.js';
 import { ensureInt8Graph } from '../src/stage1/int8-graph.js';
 import { createLareSession } from '../src/stage1/session.js';
 import { contentHash } from '../src/stage1/noise.js';
-import { IMAGES, NOISE, TINY_SD, relativeError } from './helpers.js';
+import { cosine, IMAGES, NOISE, relativeError, runLare, tinySdCopy } from './helpers.js';
 
 const NAMES = ['rgb-80x48.png', 'gray-64.png', 'cmyk-50x70.jpg', 'rgba-40.png', 'exact-64.jpg'];
 const MIN = 256;
 let dir: string;
 let model: string;
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 async function images(): Promise<LareImage[]> {
   return Promise.all(
@@ -54,16 +39,10 @@ async function maps(precision: 'fp32' | 'int8'): Promise<{ maps: Float32Array[];
   }
 }
 
-async function lare(...args: string[]): Promise<{ code: number; out: string }> {
-  const io = captureCliIo(dir);
-  return { code: await lareCommand.run(args, io), out: io.out() };
-}
+const lare = (...args: string[]) => runLare(dir, ...args);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'dfd-lare-int8-'));
-  model = join(dir, 'tiny-sd'); // a copy: the int8 graph is written beside the model
-  await cp(TINY_SD, model, { recursive: true });
-  await writeFile(join(dir, 'list.txt'), NAMES.map((n) => join(IMAGES, n)).join('\n'));
+  ({ dir, model } = await tinySdCopy('dfd-lare-int8-', NAMES)); // a copy: the int8 graphs are written beside the model
 });
 
 afterAll(async () => {

@@ -3,18 +3,15 @@
  * rewritten to QDQ with ranges calibrated through the pipeline, cached per calibration, recorded in the
  * maps' settings, and the same graphs for every shard. Threshold lowered to 256 elements (tiny weights).
  */
-import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { captureCliIo } from '../../../test/support/cli-io.js';
 import { readStoreIndexes } from '@dfd/dataset-df40';
-import { lareCommand } from '../src/index.js';
 import { readLareImages } from '../src/stage1/extract-run.js';
 import { LareExtractor, type LareSettings } from '../src/stage1/lare.js';
 import { openSdOnnx } from '../src/stage1/sd-model.js';
 import { ensureStaticInt8Graphs, openSdOnnxStaticInt8, StaticInt8Error } from '../src/stage1/static-int8.js';
-import { IMAGES, NOISE, TINY_SD } from './helpers.js';
+import { cosine, IMAGES, NOISE, runLare, tinySdCopy } from './helpers.js';
 
 const NAMES = ['rgb-80x48.png', 'gray-64.png', 'cmyk-50x70.jpg', 'rgba-40.png', 'exact-64.jpg'];
 const MIN = 256;
@@ -22,24 +19,10 @@ const SETTINGS: LareSettings = { timestep: 200, ensemble: 2, size: 64, prompt: '
 let dir: string;
 let model: string;
 
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) (ab += a[i]! * b[i]!), (aa += a[i]! ** 2), (bb += b[i]! ** 2);
-  return ab / Math.sqrt(aa * bb);
-}
-
-async function lare(...args: string[]): Promise<{ code: number; out: string }> {
-  const io = captureCliIo(dir);
-  return { code: await lareCommand.run(args, io), out: io.out() };
-}
+const lare = (...args: string[]) => runLare(dir, ...args);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'dfd-lare-static-'));
-  model = join(dir, 'tiny-sd'); // a copy: the int8 graphs are written beside the model
-  await cp(TINY_SD, model, { recursive: true });
-  await writeFile(join(dir, 'list.txt'), NAMES.map((n) => join(IMAGES, n)).join('\n'));
+  ({ dir, model } = await tinySdCopy('dfd-lare-static-', NAMES)); // a copy: the int8 graphs are written beside the model
 });
 
 afterAll(async () => {

@@ -25,10 +25,12 @@ export interface StaticInt8Calibration {
 }
 
 /**
- * Smoothing is off by default: on the one trained CLIP this machine has (the examples' tiny CLIP, no
- * outlier channels) α 0.5 lowered the int8 embeddings' min cosine to fp32 from 0.9962 to 0.9886 on 400
- * mini-DF40 images. SmoothQuant's paper uses α 0.5 for models whose activations do carry outlier channels;
- * pass it for a real checkpoint and measure (`npm run bench -w @dfd/encoder-clip` with BENCH_MODEL_B16).
+ * Smoothing is off by default. On the one trained CLIP this machine has (the examples' tiny CLIP, no outlier
+ * channels), with 7-bit weights, α 0.5 raised the int8 embeddings' min cosine to fp32 from 0.99959 to
+ * 0.99973 on 400 mini-DF40 images but moved the detectors' test AUC more than plain static int8 in two of
+ * four runs (examples/src/precision-auc.ts; encoder-clip README). SmoothQuant's paper uses α 0.5 for models
+ * whose activations carry outlier channels: pass it for a real checkpoint and measure
+ * (`npm run bench -w @dfd/encoder-clip` with BENCH_MODEL_B16).
  */
 export const DEFAULT_SMOOTH_ALPHA = 0;
 

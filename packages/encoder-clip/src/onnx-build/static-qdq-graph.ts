@@ -18,6 +18,7 @@
 import { DataType, encodeNode, encodeValueInfo } from './proto.js';
 import type { ParsedNode, ParsedTensor } from './proto-reader.js';
 import { int8WeightScale, quantizeWeightValue } from './quantize.js';
+import { quantizeMatMulWeight } from './quantize-graph.js';
 import { uint8Quantization, type ActivationRange } from './static-int8.js';
 import { assertBeside, ExternalDataWriter, GraphQuantizeError, initializerFloats, readOnnxModel, withNodeIO, writeRewrittenModel, type OnnxModelParts } from './graph-rewrite.js';
 
@@ -114,21 +115,13 @@ function quantizePerChannel(w: Float32Array, channels: number): { values: Int8Ar
   return { values, scales };
 }
 
-/** Per output column (axis 1 of `[K, N]`). */
-function quantizePerColumn(w: Float32Array, k: number, n: number): { values: Int8Array; scales: Float32Array } {
-  const scales = new Float32Array(n);
-  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) scales[j] = Math.max(scales[j]!, Math.abs(w[i * n + j]!));
-  for (let j = 0; j < n; j++) scales[j] = int8WeightScale(scales[j]!);
-  const values = new Int8Array(k * n);
-  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) values[i * n + j] = quantizeWeightValue(w[i * n + j]!, scales[j]!);
-  return { values, scales };
-}
-
 /** Builds the rewrite's nodes and initializers; one instance per `quantizeOnnxStatic` call. */
 class QdqWriter {
   readonly nodes: Uint8Array[] = [];
   /** Tensor → its dequantised form (itself, for a Conv output already passed through Q/DQ). */
   private readonly dequantized = new Map<string, string>();
+  /** Weight initializer → its dequantised int8 form (a weight shared by several nodes is written once). */
+  private readonly weights = new Map<string, string>();
   activations = 0;
 
   constructor(
@@ -177,7 +170,10 @@ class QdqWriter {
 
   /** `DQ(int8 weight)` along `axis`, zero points 0. */
   async weight(name: string, dims: number[], q: { values: Int8Array; scales: Float32Array }, axis: number): Promise<string> {
+    const known = this.weights.get(name);
+    if (known) return known;
     const base = `${name}_dfd_int8`;
+    this.weights.set(name, `${base}_dq`);
     const inputs = [
       await this.data.add(base, dims, q.values, DataType.INT8),
       await this.data.add(`${base}_scale`, [q.scales.length], q.scales, DataType.FLOAT),
@@ -187,11 +183,11 @@ class QdqWriter {
     return `${base}_dq`;
   }
 
-  /** A Conv bias as int32 in units of x_scale·w_scale (what QLinearConv adds), dequantised. */
-  async bias(name: string, bias: Float32Array, inputScale: number, weightScales: Float32Array): Promise<string> {
+  /** A Conv bias as int32 in units of x_scale·w_scale (what QLinearConv adds), dequantised; one per Conv (`conv`: its output). */
+  async bias(conv: string, bias: Float32Array, inputScale: number, weightScales: Float32Array): Promise<string> {
     const scales = weightScales.map((s) => inputScale * s);
     const values = Int32Array.from(bias, (b, m) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, Math.round(b / scales[m]!))));
-    const base = `${name}_dfd_int32`;
+    const base = `${conv}_dfd_bias_int32`;
     const inputs = [
       await this.data.add(base, [values.length], values, DataType.INT32),
       await this.data.add(`${base}_scale`, [scales.length], scales, DataType.FLOAT),
@@ -230,14 +226,14 @@ export async function quantizeOnnxStatic(
       const w = await initializerFloats(target.weight, parts.dir);
       if (target.kind === 'matmul') {
         const [k, n] = target.weight.dims as [number, number];
-        const weight = await qdq.weight(target.weight.name, [k, n], quantizePerColumn(w, k, n), 1);
+        const weight = await qdq.weight(target.weight.name, [k, n], quantizeMatMulWeight(w, k, n), 1);
         qdq.nodes.push(withNodeIO(node, [x.name, weight], node.outputs));
         report.matmuls++;
       } else {
         const channels = target.weight.dims[0]!;
         const q = quantizePerChannel(w, channels);
         const inputs = [x.name, await qdq.weight(target.weight.name, target.weight.dims, q, 0)];
-        if (target.bias) inputs.push(await qdq.bias(target.bias.name, await initializerFloats(target.bias, parts.dir), x.scale, q.scales));
+        if (target.bias) inputs.push(await qdq.bias(node.outputs[0]!, await initializerFloats(target.bias, parts.dir), x.scale, q.scales));
         const conv = withNodeIO(node, inputs, [`${node.outputs[0]!}_dfd_f32`, ...node.outputs.slice(1)]);
         qdq.nodes.push(conv);
         await qdq.output(node.outputs[0]!);

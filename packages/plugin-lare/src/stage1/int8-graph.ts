@@ -1,25 +1,28 @@
 /**
- * The int8 form of one exported Stable Diffusion graph (the UNet), made once by our own TypeScript rewrite
- * (`quantizeOnnxMatMuls` of @dfd/encoder-clip: MatMul-with-initializer → `com.microsoft:DynamicQuantizeMatMul`,
- * int8 weights symmetric per output column, activations uint8 per tensor at run time; convolutions stay fp32,
- * since onnxruntime's ConvInteger is ~4× slower than fp32 on these CPUs, shared/reference/measured.md) and
+ * The int8 forms of one exported Stable Diffusion graph, each made once by our own TypeScript rewrite and
  * cached with a manifest, like the CLIP int8 tower:
  *
- *   <graph dir>/dfd-int8.onnx            the rewritten graph; untouched weights still point at the original
- *   <graph dir>/dfd-int8.onnx.data       external-data file (nothing copied), only the int8 weights are new
- *   <graph dir>/dfd-int8.manifest.json   source digest, method, calibration (null: weight-only, dynamic)
+ *   <graph dir>/dfd-int8.onnx                   dynamic (the UNet): `quantizeOnnxMatMuls` of @dfd/encoder-clip,
+ *                                               MatMul-with-initializer → `com.microsoft:DynamicQuantizeMatMul`;
+ *                                               convolutions stay fp32 (ConvInteger is ~4× slower, measured.md)
+ *   <graph dir>/dfd-int8-static-<key>.onnx      static (VAE encoder and UNet, static-int8.ts): Conv and MatMul
+ *                                               in QDQ form with calibrated ranges, one file per calibration
+ *   <graph dir>/<name>.onnx.data                only the new int8 weights; untouched ones still point at the
+ *                                               original external-data file (nothing copied)
+ *   <graph dir>/<name>.manifest.json            source digest, method, calibration (null for dynamic), ranges
  *
- * A read-only model folder gets the files in `$DFD_CACHE/sd-int8/<source digest>/` (default ~/.cache/dfd)
- * instead, beside hard links to (or, across file systems, copies of) the original graph and its data: the
- * rewrite must sit in the same folder as the external data it keeps using, and onnxruntime refuses external
- * data reached through a symbolic link that leaves the model's folder ("path escapes model directory").
- * The `dfd-` prefix keeps these files out of the model digest.
+ * `quantizedGraphSlot` decides where a form lives and whether its cached file is fresh; the two kinds differ
+ * only in how they build. A read-only model folder gets the files in `$DFD_CACHE/sd-int8/<source digest>/`
+ * (default ~/.cache/dfd) instead, beside hard links to (or, across file systems, copies of) the original graph
+ * and its data: the rewrite must sit in the same folder as the external data it keeps using, and onnxruntime
+ * refuses external data reached through a symbolic link that leaves the model's folder ("path escapes model
+ * directory"). The `dfd-` prefix keeps these files out of the model digest.
  */
 import { createHash } from 'node:crypto';
 import { access, constants, copyFile, link, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { dfdCacheDir, sha256File } from '@dfd/core';
-import { quantizeOnnxMatMuls, type QuantizeGraphReport } from '@dfd/encoder-clip';
+import { quantizeOnnxMatMuls } from '@dfd/encoder-clip';
 
 export const SD_INT8_MANIFEST_FORMAT = 'dfd-sd-int8/1';
 /** Bump when the rewrite changes the numbers it produces (it is part of the maps' settings). */

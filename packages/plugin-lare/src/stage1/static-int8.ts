@@ -59,6 +59,12 @@ export function staticCalibration(images: LareImage[], settings: LareSettings, n
   return { images: images.length, sha256, method: STATIC_CALIBRATION_METHOD, settings: pipeline };
 }
 
+/** The options `openSdOnnx` takes, out of static int8's. */
+function sessionOptions(options: StaticInt8Options): Omit<OpenSdOptions, 'graphFiles' | 'quantization' | 'precision'> {
+  const { minElements: _minElements, noiseDigest: _noiseDigest, location: _location, ...rest } = options;
+  return rest;
+}
+
 /** Runs the calibration images through the fp32 pipeline with range probes on both graphs. */
 async function calibrate(
   dir: string,
@@ -76,9 +82,8 @@ async function calibrate(
       probes[graph] = join(slots[graph].dir, `dfd-probe-${process.pid}.onnx`);
       await writeRangeProbeModel(slots[graph].source, probes[graph], { minElements });
     }
-    const { minElements: _unused, noiseDigest, location: _location, ...sessionOptions } = options;
-    model = await openSdOnnx(dir, { ...sessionOptions, precision: 'fp32', graphFiles: probes });
-    const extractor = await LareExtractor.create(model, settings, noiseDigest, { observe: (graph, outputs) => foldProbeRanges(ranges[graph], outputs) });
+    model = await openSdOnnx(dir, { ...sessionOptions(options), precision: 'fp32', graphFiles: probes });
+    const extractor = await LareExtractor.create(model, settings, options.noiseDigest, { observe: (graph, outputs) => foldProbeRanges(ranges[graph], outputs) });
     for (const [i, image] of images.entries()) {
       await extractor.maps([image]);
       if ((i + 1) % 8 === 0 || i + 1 === images.length) options.log?.(`calibrating int8 ranges: ${i + 1}/${images.length} images`);
@@ -128,9 +133,8 @@ export async function ensureStaticInt8Graphs(dir: string, settings: LareSettings
 /** `openSdOnnx` with the static int8 VAE encoder and UNet of this calibration (made first when needed). */
 export async function openSdOnnxStaticInt8(dir: string, settings: LareSettings, images: LareImage[], options: StaticInt8Options = {}): Promise<SdOnnxModel> {
   const built = await ensureStaticInt8Graphs(dir, settings, images, options);
-  const { minElements: _unused, noiseDigest: _noise, location: _location, ...sessionOptions } = options;
   return openSdOnnx(dir, {
-    ...sessionOptions,
+    ...sessionOptions(options),
     precision: 'int8',
     graphFiles: built.graphs,
     quantization: `vae_encoder, unet: ${built.method}; calibration ${built.calibration.sha256.slice(0, 16)} (${built.calibration.images} images)`,
