@@ -23,6 +23,7 @@ import { access, constants, copyFile, link, mkdir, readdir, readFile, rename, st
 import { basename, dirname, join } from 'node:path';
 import { dfdCacheDir, sha256File } from '@dfd/core';
 import { quantizeOnnxMatMuls } from '@dfd/encoder-clip';
+import { withBuildLock } from './build-lock.js';
 
 export const SD_INT8_MANIFEST_FORMAT = 'dfd-sd-int8/1';
 /** Bump when the rewrite changes the numbers it produces (it is part of the maps' settings). */
@@ -141,6 +142,8 @@ export interface GraphSlot {
   /** The fp32 source as seen from `dir` (a hard link or copy when `dir` is the cache). */
   source: string;
   path: string;
+  /** The build lock of this form (build-lock.ts): one builder at a time across shards. */
+  lock: string;
   cached: Int8Graph | undefined;
   save(report: Record<string, number>, started: number, activationRanges?: Record<string, [number, number]>): Promise<Int8Graph>;
 }
@@ -182,21 +185,33 @@ export async function quantizedGraphSlot(modelPath: string, spec: QuantizedGraph
     await rename(tmp, manifestPath);
     return { path, manifest, built: true };
   };
-  return { dir, source: join(dir, 'model.onnx'), path, cached, save };
+  return { dir, source: join(dir, 'model.onnx'), path, lock: join(dir, `${spec.base}.lock`), cached, save };
 }
 
-/** The cached dynamic int8 graph of `modelPath` (`<graph dir>/model.onnx`), rewriting it first when absent or stale. */
+/**
+ * The cached dynamic int8 graph of `modelPath` (`<graph dir>/model.onnx`), rewriting it first when absent or
+ * stale; shards starting together build it once (the others wait on the build lock, then find it cached).
+ */
 export async function ensureInt8Graph(
   modelPath: string,
   options: SlotOptions & { minElements?: number; log?: (message: string) => void } = {},
 ): Promise<Int8Graph> {
   const minElements = options.minElements ?? DEFAULT_INT8_MIN_ELEMENTS;
-  const slot = await quantizedGraphSlot(modelPath, { base: 'dfd-int8', method: int8Method(minElements), calibration: null }, options);
-  if (slot.cached) return slot.cached;
-  options.log?.(`quantising ${modelPath} to int8 (MatMul weights, DynamicQuantizeMatMul) into ${slot.path}`);
-  const started = performance.now();
-  const report = await quantizeOnnxMatMuls(slot.source, slot.path, { minElements });
-  const built = await slot.save({ ...report }, started);
-  options.log?.(`quantised ${report.quantized} MatMuls (${report.biasesFused} biases fused) in ${built.manifest.buildSeconds.toFixed(1)} s`);
-  return built;
+  const spec = { base: 'dfd-int8', method: int8Method(minElements), calibration: null };
+  const first = await quantizedGraphSlot(modelPath, spec, options);
+  if (first.cached) return first.cached;
+  return withBuildLock(
+    first.lock,
+    async () => {
+      const slot = await quantizedGraphSlot(modelPath, spec, options); // built by another shard while we waited?
+      if (slot.cached) return slot.cached;
+      options.log?.(`quantising ${modelPath} to int8 (MatMul weights, DynamicQuantizeMatMul) into ${slot.path}`);
+      const started = performance.now();
+      const report = await quantizeOnnxMatMuls(slot.source, slot.path, { minElements });
+      const built = await slot.save({ ...report }, started);
+      options.log?.(`quantised ${report.quantized} MatMuls (${report.biasesFused} biases fused) in ${built.manifest.buildSeconds.toFixed(1)} s`);
+      return built;
+    },
+    options.log ? { log: options.log } : {},
+  );
 }

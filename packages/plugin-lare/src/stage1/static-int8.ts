@@ -17,6 +17,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { foldProbeRanges, quantizeOnnxStatic, writeRangeProbeModel, type ActivationRange } from '@dfd/encoder-clip';
 import { DEFAULT_INT8_MIN_ELEMENTS, quantizedGraphSlot, SD_INT8_METHOD_VERSION, type GraphSlot, type Int8Calibration, type SlotOptions } from './int8-graph.js';
+import { withBuildLock } from './build-lock.js';
 import { LareExtractor, type LareImage, type LareSettings } from './lare.js';
 import { openSdOnnx, type OpenSdOptions, type SdOnnxModel } from './sd-model.js';
 
@@ -113,21 +114,34 @@ export async function ensureStaticInt8Graphs(dir: string, settings: LareSettings
   const method = staticInt8Method(minElements);
   const calibration = staticCalibration(images, settings, options.noiseDigest);
   const spec = { base: `dfd-int8-static-${calibration.sha256.slice(0, 16)}`, method, calibration };
-  const slots = {} as Record<StaticGraph, GraphSlot>;
-  for (const graph of STATIC_INT8_GRAPHS) slots[graph] = await quantizedGraphSlot(join(dir, graph, 'model.onnx'), spec, options);
-  const graphs = { vae_encoder: slots.vae_encoder.path, unet: slots.unet.path };
-  if (STATIC_INT8_GRAPHS.every((g) => slots[g].cached)) return { graphs, method, calibration, built: false };
+  const locate = async () => {
+    const slots = {} as Record<StaticGraph, GraphSlot>;
+    for (const graph of STATIC_INT8_GRAPHS) slots[graph] = await quantizedGraphSlot(join(dir, graph, 'model.onnx'), spec, options);
+    return slots;
+  };
+  const first = await locate();
+  const graphs = { vae_encoder: first.vae_encoder.path, unet: first.unet.path };
+  if (STATIC_INT8_GRAPHS.every((g) => first[g].cached)) return { graphs, method, calibration, built: false };
 
-  const started = performance.now();
-  options.log?.(`calibrating static int8 for the VAE encoder and UNet on ${images.length} images (t=${settings.timestep}, E=${settings.ensemble}, size ${settings.size})`);
-  const ranges = await calibrate(dir, slots, images, settings, options);
-  for (const graph of STATIC_INT8_GRAPHS) {
-    const report = await quantizeOnnxStatic(slots[graph].source, slots[graph].path, ranges[graph], { minElements });
-    const activationRanges = Object.fromEntries([...ranges[graph]].map(([name, r]) => [name, [r.min, r.max] as [number, number]]));
-    await slots[graph].save({ ...report }, started, activationRanges);
-    options.log?.(`static int8 ${graph}: ${report.convs} Convs and ${report.matmuls} MatMuls quantised, ${report.activations} activations`);
-  }
-  return { graphs, method, calibration, built: true };
+  // One lock (the UNet's) covers the calibration and both rewrites.
+  return withBuildLock(
+    first.unet.lock,
+    async () => {
+      const slots = await locate(); // built by another shard while we waited?
+      if (STATIC_INT8_GRAPHS.every((g) => slots[g].cached)) return { graphs, method, calibration, built: false };
+      const started = performance.now();
+      options.log?.(`calibrating static int8 for the VAE encoder and UNet on ${images.length} images (t=${settings.timestep}, E=${settings.ensemble}, size ${settings.size})`);
+      const ranges = await calibrate(dir, slots, images, settings, options);
+      for (const graph of STATIC_INT8_GRAPHS) {
+        const report = await quantizeOnnxStatic(slots[graph].source, slots[graph].path, ranges[graph], { minElements });
+        const activationRanges = Object.fromEntries([...ranges[graph]].map(([name, r]) => [name, [r.min, r.max] as [number, number]]));
+        await slots[graph].save({ ...report }, started, activationRanges);
+        options.log?.(`static int8 ${graph}: ${report.convs} Convs and ${report.matmuls} MatMuls quantised, ${report.activations} activations`);
+      }
+      return { graphs, method, calibration, built: true };
+    },
+    options.log ? { log: options.log } : {},
+  );
 }
 
 /** `openSdOnnx` with the static int8 VAE encoder and UNet of this calibration (made first when needed). */
