@@ -14,6 +14,7 @@ export * from './di.js';
 export * from './plugin.js';
 export * from './digest.js';
 export * from './cache-dir.js';
+export * from './build-lock.js';
 export * from './experiment.js';
 export * from './rng.js';
 export * from './safetensors.js';

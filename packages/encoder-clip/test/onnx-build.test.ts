@@ -110,6 +110,15 @@ describe('built ONNX vision tower, tiny CLIP (no onnx/ in the folder)', () => {
     expect(rebuilt.manifest.digest).not.toBe(first.manifest.digest);
   });
 
+  it('two shards asking for a graph at once build it once (the build lock); the lock file is gone after', async () => {
+    await ensureClipVisionOnnx(dir, 'int8');
+    await rm(join(dir, 'onnx/dfd/vision-int8.manifest.json')); // no manifest: both see no cached graph
+    const [c, d] = await Promise.all([ensureClipVisionOnnx(dir, 'int8'), ensureClipVisionOnnx(dir, 'int8')]);
+    expect([c.built, d.built].sort()).toEqual([false, true]);
+    expect(c.manifest.createdAt).toBe(d.manifest.createdAt);
+    await expect(readFile(join(dir, 'onnx/dfd/vision-int8.lock'))).rejects.toThrow(/ENOENT/);
+  });
+
   it('builds into $DFD_CACHE when the model folder is read-only', async () => {
     if (process.getuid?.() === 0) {
       // root writes through permission bits; emulate a read-only folder by a folder name that cannot be created.

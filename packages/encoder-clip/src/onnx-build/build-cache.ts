@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { access, constants, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dfdCacheDir, SafetensorsFile, sha256File } from '@dfd/core';
+import { dfdCacheDir, SafetensorsFile, sha256File, withBuildLock } from '@dfd/core';
 import { readClipConfig, type ClipConfig } from '../config.js';
 import { OnnxGraphBuilder } from './graph-builder.js';
 import { CLIP_VISION_GRAPH_VERSION, writeClipVisionGraph, type GraphPrecision, type GraphReport } from './clip-vision-graph.js';
@@ -122,25 +122,33 @@ async function writeGraphFiles(
   }
 }
 
-/** The cached graph for `precision`, building it first when absent or stale. */
-export async function ensureClipVisionOnnx(
-  modelDir: string,
-  precision: GraphPrecision,
-  options: {
-    log?: (message: string) => void;
-    /** int8 only: quantise activations statically with ranges observed on these images (else dynamically). */
-    calibration?: CalibrationSet;
-    /** SmoothQuant's α for a static graph (default 0: no smoothing; 0.5 is the paper's). */
-    smoothAlpha?: number;
-    threads?: number;
-  } = {},
-): Promise<BuiltGraph> {
-  const calibration = options.calibration;
-  const smoothAlpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
+export interface EnsureGraphOptions {
+  log?: (message: string) => void;
+  /** int8 only: quantise activations statically with ranges observed on these images (else dynamically). */
+  calibration?: CalibrationSet;
+  /** SmoothQuant's α for a static graph (default 0: no smoothing; 0.5 is the paper's). */
+  smoothAlpha?: number;
+  threads?: number;
+}
+
+/** Where one graph of a model goes, and what decides whether a cached one is still right. */
+interface GraphPlan {
+  precision: GraphPrecision;
+  config: ClipConfig;
+  source: string;
+  info: { size: number; mtimeMs: number };
+  dir: string;
+  /** The graph's path without `.onnx`. */
+  base: string;
+  configSha256: string;
+  calibrationFacts: BuiltGraphManifest['calibration'];
+  sourceDigest: () => Promise<string>;
+}
+
+async function planGraph(modelDir: string, precision: GraphPrecision, calibration: CalibrationSet | undefined, smoothAlpha: number): Promise<GraphPlan> {
   if (!(smoothAlpha >= 0 && smoothAlpha <= 1)) throw new Error(`smoothAlpha must be in [0, 1], got ${smoothAlpha}`);
   if (calibration && precision !== 'int8') throw new Error(`a calibration set is for precision int8 (static activation ranges), not ${precision}`);
   const source = join(modelDir, 'model.safetensors');
-  const configPath = join(modelDir, 'config.json');
   const config = await readClipConfig(modelDir);
   let info;
   try {
@@ -155,20 +163,29 @@ export async function ensureClipVisionOnnx(
   const calibrationFacts = calibration ? { images: calibration.images, sha256: calibration.sha256, method: CALIBRATION_METHOD, smoothAlpha } : null;
   const calibrationKey = calibrationFacts && createHash('sha256').update(JSON.stringify(calibrationFacts)).digest('hex').slice(0, 16);
   const base = join(dir, calibrationKey ? `vision-int8-static-${calibrationKey}` : `vision-${precision}`);
-  const manifestPath = `${base}.manifest.json`;
-  const configSha256 = createHash('sha256').update(await readFile(configPath)).digest('hex');
-  const known = await readManifest(manifestPath);
-  const sameCalibration = JSON.stringify(known?.calibration ?? null) === JSON.stringify(calibrationFacts);
-  if (known && sameCalibration && known.graphVersion === CLIP_VISION_GRAPH_VERSION && known.source.configSha256 === configSha256 && (await exists(`${base}.onnx`))) {
-    const unchanged = known.source.bytes === info.size && known.source.mtimeMs === info.mtimeMs;
-    if (unchanged || known.source.sha256 === (await sourceDigest())) return { path: `${base}.onnx`, manifest: known, built: false };
-  }
-  options.log?.(`building the ${precision} ONNX vision tower of ${config.name} from ${source} into ${dir}`);
+  const configSha256 = createHash('sha256').update(await readFile(join(modelDir, 'config.json'))).digest('hex');
+  return { precision, config, source, info: { size: info.size, mtimeMs: info.mtimeMs }, dir, base, configSha256, calibrationFacts, sourceDigest };
+}
+
+/** The cached graph of `plan` when its manifest still matches the weights, config, calibration and graph version. */
+async function cachedGraph(plan: GraphPlan): Promise<BuiltGraph | undefined> {
+  const known = await readManifest(`${plan.base}.manifest.json`);
+  const sameCalibration = JSON.stringify(known?.calibration ?? null) === JSON.stringify(plan.calibrationFacts);
+  if (!known || !sameCalibration || known.graphVersion !== CLIP_VISION_GRAPH_VERSION || known.source.configSha256 !== plan.configSha256 || !(await exists(`${plan.base}.onnx`))) return undefined;
+  const unchanged = known.source.bytes === plan.info.size && known.source.mtimeMs === plan.info.mtimeMs;
+  if (unchanged || known.source.sha256 === (await plan.sourceDigest())) return { path: `${plan.base}.onnx`, manifest: known, built: false };
+  return undefined;
+}
+
+async function buildGraph(plan: GraphPlan, options: EnsureGraphOptions, smoothAlpha: number): Promise<BuiltGraph> {
+  const { precision, config, source, base } = plan;
+  const calibration = options.calibration;
+  options.log?.(`building the ${precision} ONNX vision tower of ${config.name} from ${source} into ${plan.dir}`);
   const started = performance.now();
-  await mkdir(dir, { recursive: true });
+  await mkdir(plan.dir, { recursive: true });
   const method = calibration ? STATIC_INT8_METHOD : PRECISION_METHODS[precision];
-  const sha256 = await sourceDigest();
-  const decided = { format: CLIP_ONNX_MANIFEST_FORMAT, graphVersion: CLIP_VISION_GRAPH_VERSION, precision, method, sha256, configSha256, calibration: calibrationFacts };
+  const sha256 = await plan.sourceDigest();
+  const decided = { format: CLIP_ONNX_MANIFEST_FORMAT, graphVersion: CLIP_VISION_GRAPH_VERSION, precision, method, sha256, configSha256: plan.configSha256, calibration: plan.calibrationFacts };
   const graphDigest = createHash('sha256').update(JSON.stringify(decided)).digest('hex');
   const metadata = { 'dfd.precision': precision, 'dfd.source_sha256': sha256, 'dfd.digest': graphDigest };
   const report = await writeGraphFiles(base, source, config, precision, metadata, calibration && { set: calibration, smoothAlpha, log: options.log, threads: options.threads });
@@ -177,16 +194,30 @@ export async function ensureClipVisionOnnx(
     graphVersion: CLIP_VISION_GRAPH_VERSION,
     precision,
     method,
-    source: { file: source, bytes: info.size, mtimeMs: info.mtimeMs, sha256, configSha256 },
-    calibration: calibrationFacts,
+    source: { file: source, bytes: plan.info.size, mtimeMs: plan.info.mtimeMs, sha256, configSha256: plan.configSha256 },
+    calibration: plan.calibrationFacts,
     ...report,
     digest: graphDigest,
     createdAt: new Date().toISOString(),
     buildSeconds: (performance.now() - started) / 1000,
   };
+  const manifestPath = `${base}.manifest.json`;
   const tmp = `${manifestPath}.tmp-${process.pid}`;
   await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
   await rename(tmp, manifestPath);
   options.log?.(`built ${base}.onnx in ${manifest.buildSeconds.toFixed(1)} s`);
   return { path: `${base}.onnx`, manifest, built: true };
+}
+
+/**
+ * The cached graph for `precision`, building it first when absent or stale. Shards starting together build
+ * it once: the first holds `<graph>.lock` (`withBuildLock`), the others wait and then find it cached.
+ */
+export async function ensureClipVisionOnnx(modelDir: string, precision: GraphPrecision, options: EnsureGraphOptions = {}): Promise<BuiltGraph> {
+  const smoothAlpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
+  const plan = await planGraph(modelDir, precision, options.calibration, smoothAlpha);
+  const cached = await cachedGraph(plan);
+  if (cached) return cached;
+  await mkdir(plan.dir, { recursive: true });
+  return withBuildLock(`${plan.base}.lock`, async () => (await cachedGraph(plan)) ?? buildGraph(plan, options, smoothAlpha), options.log ? { log: options.log } : {});
 }

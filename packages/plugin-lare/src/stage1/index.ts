@@ -12,4 +12,3 @@ export * from './torch-pt.js';
 export * from './map-files.js';
 export * from './extra-provider.js';
 export * from './static-int8.js';
-export * from './build-lock.js';

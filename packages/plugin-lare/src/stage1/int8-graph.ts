@@ -21,9 +21,8 @@
 import { createHash } from 'node:crypto';
 import { access, constants, copyFile, link, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { dfdCacheDir, sha256File } from '@dfd/core';
+import { dfdCacheDir, sha256File, withBuildLock } from '@dfd/core';
 import { quantizeOnnxMatMuls } from '@dfd/encoder-clip';
-import { withBuildLock } from './build-lock.js';
 
 export const SD_INT8_MANIFEST_FORMAT = 'dfd-sd-int8/1';
 /** Bump when the rewrite changes the numbers it produces (it is part of the maps' settings). */
@@ -142,7 +141,7 @@ export interface GraphSlot {
   /** The fp32 source as seen from `dir` (a hard link or copy when `dir` is the cache). */
   source: string;
   path: string;
-  /** The build lock of this form (build-lock.ts): one builder at a time across shards. */
+  /** The build lock of this form (`withBuildLock` of @dfd/core): one builder at a time across shards. */
   lock: string;
   cached: Int8Graph | undefined;
   save(report: Record<string, number>, started: number, activationRanges?: Record<string, [number, number]>): Promise<Int8Graph>;

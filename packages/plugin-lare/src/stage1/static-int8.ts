@@ -17,7 +17,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { foldProbeRanges, quantizeOnnxStatic, writeRangeProbeModel, type ActivationRange } from '@dfd/encoder-clip';
 import { DEFAULT_INT8_MIN_ELEMENTS, quantizedGraphSlot, SD_INT8_METHOD_VERSION, type GraphSlot, type Int8Calibration, type SlotOptions } from './int8-graph.js';
-import { withBuildLock } from './build-lock.js';
+import { withBuildLock } from '@dfd/core';
 import { LareExtractor, type LareImage, type LareSettings } from './lare.js';
 import { openSdOnnx, type OpenSdOptions, type SdOnnxModel } from './sd-model.js';
 

@@ -1,11 +1,12 @@
 /**
- * One builder per quantised graph, across processes and machines. A Slurm array started together on a fresh
- * model would otherwise have every shard rewrite the 3.4 GB UNet (and, for static int8, calibrate it) at
- * once, and a shard could open a graph another shard's rename then replaces.
+ * One builder of a cached artefact (an ONNX graph, a quantised model) across processes and machines. A
+ * Slurm array started together on a fresh model would otherwise have every shard build it at once (for
+ * LaRE's int8 UNet: rewrite 3.4 GB, and calibrate it), and a shard could open a file another shard's rename
+ * then replaces. The caller checks its cache again once it holds the lock.
  *
- * The lock is a file created exclusively beside the graph (`O_EXCL`, atomic on local disks and on NFS v3+)
+ * The lock is a file created exclusively beside the artefact (`O_EXCL`, atomic on local disks and on NFS v3+)
  * holding its owner; the builder refreshes its mtime while it works. Others wait for it to go and then find
- * the cached graph. A lock not refreshed for `staleMs` belongs to a builder that died and is taken over.
+ * the cached artefact. A lock not refreshed for `staleMs` belongs to a builder that died and is taken over.
  * The builder stamps the refresh with its own clock and waiters compare with theirs, so the default (2 min)
  * also absorbs ordinary clock skew between cluster nodes.
  */
