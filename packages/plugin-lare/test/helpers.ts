@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { SafetensorsFile } from '@dfd/core';
 import { captureCliIo } from '../../../test/support/cli-io.js';
-import { lareCommand } from '../src/index.js';
+import { ExtrasStore } from '@dfd/dataset-df40';
+import { lareCommand, lareExtraProvider } from '../src/index.js';
 
 export const FIXTURES = fileURLToPath(new URL('../../../tools/fixtures/lare-stage1/out/', import.meta.url));
 export const TINY_SD = join(FIXTURES, 'tiny-sd');
@@ -67,4 +68,42 @@ export async function tinySdCopy(prefix: string, images: string[]): Promise<{ di
   await cp(TINY_SD, model, { recursive: true });
   await writeFile(join(dir, 'list.txt'), images.map((n) => join(IMAGES, n)).join('\n'));
   return { dir, model };
+}
+
+/** Maps the `lare` extra provider (dfd predict on new images) computes for `images` with the settings recorded in `store`. */
+export async function providedMaps(model: string, store: string, images: string[], outDir: string): Promise<Float32Array[]> {
+  const provider = await lareExtraProvider.create({ model, recipe: store, threads: 1 }, { cwd: outDir });
+  try {
+    const files = await provider.provide(images, outDir);
+    return await Promise.all(
+      files.map(async (f) => {
+        const file = await SafetensorsFile.open(f);
+        try {
+          return (await file.readFloat32('lare')).data;
+        } finally {
+          await file.close();
+        }
+      }),
+    );
+  } finally {
+    await provider.dispose();
+  }
+}
+
+/** The maps an extras store holds for `images` (found by path; `stores`: shard folders are searched in turn). */
+export async function storedMaps(stores: string[], images: string[]): Promise<Float32Array[]> {
+  const found = new Map<string, Float32Array>();
+  for (const root of stores) {
+    const store = await ExtrasStore.open(root);
+    try {
+      for (const entry of store.entries()) if (images.includes(entry.path)) found.set(entry.path, (await store.read(entry)).data as Float32Array);
+    } finally {
+      await store.close();
+    }
+  }
+  return images.map((path) => {
+    const map = found.get(path);
+    if (!map) throw new Error(`no map for ${path} in ${stores.join(', ')}`);
+    return map;
+  });
 }

@@ -13,7 +13,7 @@ import { openSdOnnx } from '../src/stage1/sd-model.js';
 import { ensureInt8Graph } from '../src/stage1/int8-graph.js';
 import { createLareSession } from '../src/stage1/session.js';
 import { contentHash } from '../src/stage1/noise.js';
-import { cosine, IMAGES, NOISE, relativeError, runLare, tinySdCopy } from './helpers.js';
+import { cosine, IMAGES, NOISE, providedMaps, relativeError, runLare, storedMaps, tinySdCopy } from './helpers.js';
 
 const NAMES = ['rgb-80x48.png', 'gray-64.png', 'cmyk-50x70.jpg', 'rgba-40.png', 'exact-64.jpg'];
 const MIN = 256;
@@ -113,5 +113,10 @@ describe('int8 UNet (our MatMul rewrite)', () => {
     const store = await ExtrasStore.open(join(dir, 'int8'));
     for (const entry of store.entries()) expect((await store.read(entry)).data.every(Number.isFinite)).toBe(true);
     await store.close();
+    // dfd predict on a new image computes it at the store's precision: the same maps, bit for bit.
+    const two = NAMES.slice(0, 2).map((n) => join(IMAGES, n));
+    const provided = await providedMaps(model, join(dir, 'int8'), two, join(dir, 'provided'));
+    const stored = await storedMaps([join(dir, 'int8')], two);
+    for (const [i, map] of provided.entries()) expect(Array.from(map)).toEqual(Array.from(stored[i]!));
   });
 });

@@ -11,7 +11,7 @@ import { readLareImages } from '../src/stage1/extract-run.js';
 import { LareExtractor, type LareSettings } from '../src/stage1/lare.js';
 import { openSdOnnx } from '../src/stage1/sd-model.js';
 import { ensureStaticInt8Graphs, openSdOnnxStaticInt8, StaticInt8Error } from '../src/stage1/static-int8.js';
-import { cosine, IMAGES, NOISE, runLare, tinySdCopy } from './helpers.js';
+import { cosine, IMAGES, NOISE, providedMaps, runLare, storedMaps, tinySdCopy } from './helpers.js';
 
 const NAMES = ['rgb-80x48.png', 'gray-64.png', 'cmyk-50x70.jpg', 'rgba-40.png', 'exact-64.jpg'];
 const MIN = 256;
@@ -84,5 +84,15 @@ describe('static int8 VAE encoder and UNet (QDQ, calibrated through the pipeline
     expect((await lare('merge', join(dir, 'merged'), join(dir, 'shard0'), join(dir, 'shard1'))).code).toBe(0);
     expect((await readStoreIndexes(join(dir, 'merged')))[0]!.index.entries).toHaveLength(NAMES.length);
     await expect(lare('extract', ...common, '--calibrate', '3', '--out', join(dir, 'x'))).rejects.toThrow(/--calibrate goes with --precision int8/);
+  });
+  it("dfd predict's lare provider scores a new image with the store's own static graphs, or says which files are missing", async () => {
+    const images = NAMES.slice(0, 2).map((n) => join(IMAGES, n));
+    const stored = await storedMaps([join(dir, 'shard0'), join(dir, 'shard1')], images);
+    const made = await providedMaps(model, join(dir, 'shard0'), images, join(dir, 'provided'));
+    for (const [i, map] of made.entries()) expect(Array.from(map)).toEqual(Array.from(stored[i]!)); // bit for bit
+    // Without the calibrated graphs (another machine's copy of the model) it cannot be the same maps: refused.
+    const key = /calibration ([0-9a-f]{16})/.exec((await readStoreIndexes(join(dir, 'shard0')))[0]!.index.settings.quantization as string)![1]!;
+    await rm(join(model, 'unet', `dfd-int8-static-${key}.manifest.json`));
+    await expect(providedMaps(model, join(dir, 'shard0'), images, join(dir, 'provided-2'))).rejects.toThrow(new RegExp(`calibration ${key}.*copy the dfd-int8-static-${key}`));
   });
 });

@@ -4,7 +4,8 @@
  * were made with: read from `recipe` (an extras store root — its index records them — a folder with the
  * `recipe.json` the examples' map cache writes, or such a JSON file), and the model's digest must match the
  * recorded one. A run configures it in `predict.extras.lare` (e.g. `{ model: 'models/sd15-onnx', recipe:
- * 'data/lare/sd15-t200' }`). Maps are written once per (image content, recipe) and reused.
+ * 'data/lare/sd15-t200' }`). Maps are written once per (image content, recipe) and reused. Maps made at int8
+ * are computed at the same int8 (dynamic, or the static graphs of the recorded calibration).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
@@ -15,7 +16,9 @@ import { writeSafetensors, type ExtraProvider, type ExtraProviderFactory } from 
 import { decodeRgbLikePil, larePixels } from './image.js';
 import { DEFAULT_PROMPT, LareExtractor, type LareRecipe, type LareSettings } from './lare.js';
 import { contentHash } from './noise.js';
-import { openSdOnnx } from './sd-model.js';
+import { openSdOnnx, type SdOnnxModel } from './sd-model.js';
+import { DEFAULT_INT8_MIN_ELEMENTS } from './int8-graph.js';
+import { openBuiltStaticInt8 } from './static-int8.js';
 import { canonicalJson } from './store-writer.js';
 
 export const LareProviderConfigSchema = z
@@ -56,6 +59,19 @@ export function recordedRecipe(path: string): LareRecipe {
   const recipe = (parsed.settings ?? parsed) as LareRecipe;
   if (recipe.method !== 'lare' || typeof recipe.timestep !== 'number') throw new LareProviderError(`${file} holds no LaRE recipe (method, timestep, ensemble, size, prompt, noise, modelDigest)`);
   return recipe;
+}
+
+/**
+ * The model at the precision the run's maps were made with: fp32, dynamic int8 (its threshold is in the
+ * recorded method) or the static int8 graphs of the recorded calibration, found where the extraction left them.
+ */
+async function openForRecipe(modelDir: string, recorded: LareRecipe | undefined, threads: number): Promise<SdOnnxModel> {
+  const quantization = recorded?.precision === 'int8' ? recorded.quantization : null;
+  if (!quantization) return openSdOnnx(modelDir, { threads });
+  const calibration = /; calibration ([0-9a-f]{16}) /.exec(quantization)?.[1];
+  if (calibration) return openBuiltStaticInt8(modelDir, calibration, quantization, { threads });
+  const minElements = Number(/>= (\d+) elements/.exec(quantization)?.[1] ?? DEFAULT_INT8_MIN_ELEMENTS);
+  return openSdOnnx(modelDir, { threads, precision: 'int8', int8MinElements: minElements });
 }
 
 function settingsOf(config: LareProviderConfig, recipe: LareRecipe | undefined, where: string): LareSettings {
@@ -109,7 +125,7 @@ export const lareExtraProvider: ExtraProviderFactory = {
     const config = parsed.data;
     const recipePath = config.recipe ? resolve(cwd, config.recipe) : undefined;
     const recorded = recipePath ? recordedRecipe(recipePath) : undefined;
-    const model = await openSdOnnx(resolve(cwd, config.model), { threads: config.threads });
+    const model = await openForRecipe(resolve(cwd, config.model), recorded, config.threads);
     try {
       const extractor = await LareExtractor.create(model, settingsOf(config, recorded, recipePath ?? ''));
       if (recorded && canonicalJson(extractor.recipe) !== canonicalJson(recorded)) {
@@ -122,7 +138,8 @@ export const lareExtraProvider: ExtraProviderFactory = {
             'point predict.extras.lare.model at the model the maps were made with',
         );
       }
-      return new LareProvider(extractor, () => model.dispose(), config.batch);
+      // Dynamic int8 maps depend on what shares their call: one image per call, as dfd lare extract does by default.
+      return new LareProvider(extractor, () => model.dispose(), model.batchDependent ? 1 : config.batch);
     } catch (error) {
       await model.dispose();
       throw error;

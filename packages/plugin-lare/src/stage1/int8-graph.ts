@@ -188,6 +188,17 @@ export async function quantizedGraphSlot(modelPath: string, spec: QuantizedGraph
 }
 
 /**
+ * A quantised form an earlier run built (`<base>.onnx` beside the model or in its cache folder), when it is
+ * there and its sources are unchanged: how `dfd predict` finds the exact graphs a store's maps came from.
+ */
+export async function findQuantizedGraph(modelPath: string, base: string, options: SlotOptions = {}): Promise<Int8Graph | undefined> {
+  const probe = await quantizedGraphSlot(modelPath, { base, method: '', calibration: null }, options);
+  const known = await readManifest(join(probe.dir, `${base}.manifest.json`));
+  if (!known) return undefined;
+  return (await quantizedGraphSlot(modelPath, { base, method: known.method, calibration: known.calibration }, options)).cached;
+}
+
+/**
  * The cached dynamic int8 graph of `modelPath` (`<graph dir>/model.onnx`), rewriting it first when absent or
  * stale; shards starting together build it once (the others wait on the build lock, then find it cached).
  */

@@ -42,6 +42,11 @@ export interface SdOnnxModel {
   precision: LarePrecision;
   /** How the int8 graphs were made (method, threshold, calibration); null for fp32. Part of every map's settings. */
   quantization: string | null;
+  /**
+   * True for dynamic int8: activation ranges are taken per call over the whole batch, so a map depends (at
+   * the 1e-4 level) on the other images sharing its call. fp32 and static int8 maps do not.
+   */
+  batchDependent: boolean;
   /** The element type of the UNet's timestep input (int64 for our export; some exports use float32). */
   timestepType: string;
   /** The element type of the text encoder's input_ids (int64, or int32 in some exports). */
@@ -178,6 +183,7 @@ export async function openSdOnnx(dir: string, options: OpenSdOptions = {}): Prom
     digest,
     precision: options.precision ?? 'fp32',
     quantization: options.quantization ?? (options.precision === 'int8' ? `unet: ${int8Method(options.int8MinElements ?? DEFAULT_INT8_MIN_ELEMENTS)}` : null),
+    batchDependent: options.precision === 'int8' && !options.graphFiles,
     timestepType: inputType(unet, 'timestep') ?? 'int64',
     idsType: inputType(textEncoder, 'input_ids') ?? 'int64',
     async dispose() {

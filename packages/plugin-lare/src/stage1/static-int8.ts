@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { foldProbeRanges, quantizeOnnxStatic, writeRangeProbeModel, type ActivationRange } from '@dfd/encoder-clip';
-import { DEFAULT_INT8_MIN_ELEMENTS, quantizedGraphSlot, SD_INT8_METHOD_VERSION, type GraphSlot, type Int8Calibration, type SlotOptions } from './int8-graph.js';
+import { DEFAULT_INT8_MIN_ELEMENTS, findQuantizedGraph, quantizedGraphSlot, SD_INT8_METHOD_VERSION, type GraphSlot, type Int8Calibration, type SlotOptions } from './int8-graph.js';
 import { withBuildLock } from '@dfd/core';
 import { LareExtractor, type LareImage, type LareSettings } from './lare.js';
 import { openSdOnnx, type OpenSdOptions, type SdOnnxModel } from './sd-model.js';
@@ -153,4 +153,24 @@ export async function openSdOnnxStaticInt8(dir: string, settings: LareSettings, 
     graphFiles: built.graphs,
     quantization: `vae_encoder, unet: ${built.method}; calibration ${built.calibration.sha256.slice(0, 16)} (${built.calibration.images} images)`,
   });
+}
+
+/**
+ * The static int8 graphs of calibration `key` that an extraction built, opened as they are (no calibration
+ * images needed): `dfd predict` scores a new image with the very graphs the run's maps came from.
+ * `quantization` is the maps' recorded setting; the graphs' method must be the one it names.
+ */
+export async function openBuiltStaticInt8(dir: string, key: string, quantization: string, options: StaticInt8Options = {}): Promise<SdOnnxModel> {
+  const graphs = {} as Record<StaticGraph, string>;
+  for (const graph of STATIC_INT8_GRAPHS) {
+    const found = await findQuantizedGraph(join(dir, graph, 'model.onnx'), `dfd-int8-static-${key}`, options);
+    if (!found || !quantization.includes(found.manifest.method)) {
+      throw new StaticInt8Error(
+        `the maps were made with static int8 calibration ${key}, but ${join(dir, graph)} has no current dfd-int8-static-${key}.onnx: ` +
+          `copy the dfd-int8-static-${key}.* files of vae_encoder/ and unet/ from the model folder the maps were extracted with, or extract again`,
+      );
+    }
+    graphs[graph] = found.path;
+  }
+  return openSdOnnx(dir, { ...sessionOptions(options), precision: 'int8', graphFiles: graphs, quantization });
 }
