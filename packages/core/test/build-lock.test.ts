@@ -26,11 +26,11 @@ describe('withBuildLock', () => {
     const spans: Array<[number, number]> = [];
     const build = async () => {
       const start = performance.now();
-      await sleep(700); // over twice staleMs: only the holder's refreshes keep the lock from looking dead
+      await sleep(1300); // over twice staleMs: only the holder's refreshes keep the lock from looking dead
       spans.push([start, performance.now()]);
     };
     const logs: string[] = [];
-    const options = { staleMs: 300, pollMs: 10, log: (m: string) => logs.push(m) };
+    const options = { staleMs: 600, pollMs: 10, log: (m: string) => logs.push(m) };
     await Promise.all([withBuildLock(lock, build, options), withBuildLock(lock, build, options), withBuildLock(lock, build, options)]);
     spans.sort((a, b) => a[0] - b[0]);
     expect(spans).toHaveLength(3);
