@@ -56,7 +56,7 @@ export async function withBuildLock<T>(path: string, build: () => Promise<T>, op
       continue;
     }
     if (!told && age !== undefined) {
-      options.log?.(`waiting for ${(await readFile(path, 'utf8').catch(() => 'another process')).trim()}, which is building this graph (${path})`);
+      options.log?.(`waiting for ${(await readFile(path, 'utf8').catch(() => 'another process')).trim()}, which holds ${path} while it builds; the result will be reused`);
       told = true;
     }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
