@@ -12,6 +12,7 @@ import { readClipConfig, type ClipConfig } from './config.js';
 import { CLIP_MEAN, CLIP_STD } from './clip-encoder.js';
 import { checkPrecision, createOnnxSession, type FrozenPrecision } from './onnx-session.js';
 import { ensureClipVisionOnnx } from './onnx-build/build-cache.js';
+import { concatFloat32 } from './float32.js';
 import type { CalibrationSet } from './onnx-build/calibrate.js';
 
 export class ClipOnnxError extends Error {
@@ -191,12 +192,30 @@ export class OnnxClipImageEncoder implements FrozenImageEncoder {
     return new OnnxClipImageEncoder(info, config, path, await digest(), session, device, precision, quantization);
   }
 
+  /**
+   * Embeds `count` preprocessed images. Dynamic int8 runs them one per call: its activation ranges are
+   * taken over the whole input, so in a batch an image's features would depend on its neighbours (measured
+   * on the tiny CLIP: batch 64 against one per call, max relative difference 2.6e-2, min cosine 0.99977).
+   * fp32 and static int8 give the same features in any batch.
+   */
   async embed(pixels: Float32Array, count: number, options: { patchTokens?: boolean } = {}): Promise<{ embeds: Float32Array; patchTokens?: Float32Array }> {
     const size = this.info.imageSize;
     const expected = count * 3 * size * size;
     if (pixels.length !== expected) {
       throw new ClipOnnxError(`embed: ${count} images of [3, ${size}, ${size}] need ${expected} floats, got ${pixels.length}`);
     }
+    if (this.quantization !== 'dynamic' || count === 1) return this.embedBatch(pixels, count, options);
+    const per = 3 * size * size;
+    const parts = [];
+    for (let i = 0; i < count; i++) parts.push(await this.embedBatch(pixels.subarray(i * per, (i + 1) * per), 1, options));
+    return {
+      embeds: concatFloat32(parts.map((p) => p.embeds)),
+      ...(options.patchTokens ? { patchTokens: concatFloat32(parts.map((p) => p.patchTokens!)) } : {}),
+    };
+  }
+
+  private async embedBatch(pixels: Float32Array, count: number, options: { patchTokens?: boolean }): Promise<{ embeds: Float32Array; patchTokens?: Float32Array }> {
+    const size = this.info.imageSize;
     const input = new ort.Tensor('float32', pixels, [count, 3, size, size]);
     const wanted = options.patchTokens ? ['image_embeds', 'last_hidden_state'] : ['image_embeds'];
     const outputs = await this.session.run({ pixel_values: input }, wanted);

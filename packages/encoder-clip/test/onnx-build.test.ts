@@ -94,6 +94,20 @@ describe('built ONNX vision tower, tiny CLIP (no onnx/ in the folder)', () => {
     await Promise.all([fp32.dispose(), int8.dispose()]);
   });
 
+  it('int8 dynamic gives an image the same features in any batch (one image per call)', async () => {
+    const int8 = await OnnxClipImageEncoder.create(dir, { threads: 1, precision: 'int8' });
+    const pixels = f32(ref.pixel_values);
+    const per = pixels.length / 2;
+    const both = await int8.embed(pixels, 2, { patchTokens: true });
+    for (let i = 0; i < 2; i++) {
+      const one = await int8.embed(pixels.subarray(i * per, (i + 1) * per), 1, { patchTokens: true });
+      expect(Array.from(both.embeds.subarray(i * 32, (i + 1) * 32))).toEqual(Array.from(one.embeds));
+      const tokens = one.patchTokens!.length;
+      expect(Array.from(both.patchTokens!.subarray(i * tokens, (i + 1) * tokens))).toEqual(Array.from(one.patchTokens!));
+    }
+    await int8.dispose();
+  });
+
   it('reuses the cached graph; a touched but unchanged source is re-hashed, not rebuilt; changed bytes rebuild', async () => {
     const first = await ensureClipVisionOnnx(dir, 'fp32');
     expect(first.built).toBe(false);

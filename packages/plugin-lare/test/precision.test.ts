@@ -113,6 +113,11 @@ describe('int8 UNet (our MatMul rewrite)', () => {
     const store = await ExtrasStore.open(join(dir, 'int8'));
     for (const entry of store.entries()) expect((await store.read(entry)).data.every(Number.isFinite)).toBe(true);
     await store.close();
+    // Dynamic int8 runs one image per call, so --batch does not change a map.
+    expect((await lare('extract', ...common, '--out', join(dir, 'int8-b2'), '--precision', 'int8', '--batch', '2')).code).toBe(0);
+    const all = NAMES.map((n) => join(IMAGES, n));
+    const [b1, b2] = await Promise.all([storedMaps([join(dir, 'int8')], all), storedMaps([join(dir, 'int8-b2')], all)]);
+    for (const [i, map] of b2.entries()) expect(Array.from(map)).toEqual(Array.from(b1[i]!));
     // dfd predict on a new image computes it at the store's precision: the same maps, bit for bit.
     const two = NAMES.slice(0, 2).map((n) => join(IMAGES, n));
     const provided = await providedMaps(model, join(dir, 'int8'), two, join(dir, 'provided'));

@@ -30,8 +30,8 @@ extras store that datasets read with extras: { lare: { root: DIR } }.
   --prompt TEXT      fixed text condition (default "${DEFAULT_PROMPT}"); never derived from labels
   --seed N           seed of the per-image noise, keyed by (seed, image content hash) (default 0)
   --noise FILE       safetensors with image_noise [4,h,w] and eps [E,4,h,w], used for every image (exact comparisons)
-  --batch B          images per VAE/UNet call (default 1; the UNet sees B·E latents). With dynamic int8 a map
-                     depends slightly on the images sharing its call (ranges per call); fp32 and static do not
+  --batch B          images per VAE/UNet call (default 1; the UNet sees B·E latents). Dynamic int8 runs one
+                     image per call whatever B is (its ranges are per call, so a batch would change the maps)
   --shard K/N        only the images whose content hash falls in shard K of N (K from 0); N runs cover all
   --precision fp32|int8  (default fp32) int8 alone: the UNet's MatMul weights int8, activations quantised at
                      run time (DynamicQuantizeMatMul), made once by our own tooling and cached beside the model

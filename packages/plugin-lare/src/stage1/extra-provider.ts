@@ -138,8 +138,7 @@ export const lareExtraProvider: ExtraProviderFactory = {
             'point predict.extras.lare.model at the model the maps were made with',
         );
       }
-      // Dynamic int8 maps depend on what shares their call: one image per call, as dfd lare extract does by default.
-      return new LareProvider(extractor, () => model.dispose(), model.batchDependent ? 1 : config.batch);
+      return new LareProvider(extractor, () => model.dispose(), config.batch);
     } catch (error) {
       await model.dispose();
       throw error;

@@ -154,8 +154,20 @@ export class LareExtractor {
     return this.fixedNoise ?? seededNoise(this.settings.seed, hash, this.settings.ensemble, this.latent);
   }
 
-  /** One map per image, `[C·h·w]` each, in input order. */
+  /**
+   * One map per image, `[C·h·w]` each, in input order. With dynamic int8 (`model.batchDependent`) the images
+   * go one per call, so a map never depends on the images sharing its batch.
+   */
   async maps(images: LareImage[]): Promise<Float32Array[]> {
+    if (this.model.batchDependent && images.length > 1) {
+      const maps: Float32Array[] = [];
+      for (const image of images) maps.push(...(await this.batchMaps([image])));
+      return maps;
+    }
+    return this.batchMaps(images);
+  }
+
+  private async batchMaps(images: LareImage[]): Promise<Float32Array[]> {
     if (!images.length) return [];
     const { size, ensemble: E } = this.settings;
     const B = images.length;

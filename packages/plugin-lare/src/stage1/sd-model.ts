@@ -43,8 +43,9 @@ export interface SdOnnxModel {
   /** How the int8 graphs were made (method, threshold, calibration); null for fp32. Part of every map's settings. */
   quantization: string | null;
   /**
-   * True for dynamic int8: activation ranges are taken per call over the whole batch, so a map depends (at
-   * the 1e-4 level) on the other images sharing its call. fp32 and static int8 maps do not.
+   * True for dynamic int8: activation ranges are taken per call over the whole batch, so in a batch a map
+   * would depend (2.5e-4 on the tiny SD) on the other images sharing its call; the extractor then runs one
+   * image per call. fp32 and static int8 maps do not depend on their batch.
    */
   batchDependent: boolean;
   /** The element type of the UNet's timestep input (int64 for our export; some exports use float32). */
