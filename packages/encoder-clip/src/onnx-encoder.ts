@@ -4,6 +4,7 @@
  * `image_embeds [B, D]` and `last_hidden_state [B, 1 + h·w, width]` (the layout of transformers'
  * CLIPVisionModelWithProjection export and of tools/fixtures/clip/make_fixtures.py's `export_onnx`).
  */
+import { createHash } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -77,6 +78,13 @@ async function readLogitScale(dir: string, config: ClipConfig): Promise<number> 
 }
 
 /** Which graph file to open, and how to digest it (a built graph's manifest digest covers its weights file too). */
+/**
+ * How dynamic int8 is run, part of its `weightsDigest` (feature-cache keys, run facts): its features depend on
+ * which images share a call, so features computed in batches (before `embed` went one image per call) must
+ * not share a cache namespace with per-image ones, though the graph is the same.
+ */
+const DYNAMIC_INT8_EXECUTION = 'dynamic int8 activations, one image per call';
+
 async function resolveGraph(
   dir: string,
   precision: FrozenPrecision,
@@ -189,7 +197,9 @@ export class OnnxClipImageEncoder implements FrozenImageEncoder {
     }
     const info = await clipEncoderInfo(dir, config);
     const quantization = precision !== 'int8' ? 'none' : options.calibration ? 'static' : 'dynamic';
-    return new OnnxClipImageEncoder(info, config, path, await digest(), session, device, precision, quantization);
+    const graphDigest = await digest();
+    const weightsDigest = quantization === 'dynamic' ? createHash('sha256').update(`${graphDigest}|${DYNAMIC_INT8_EXECUTION}`).digest('hex') : graphDigest;
+    return new OnnxClipImageEncoder(info, config, path, weightsDigest, session, device, precision, quantization);
   }
 
   /**
