@@ -35,7 +35,7 @@ export const LARE_PRECISIONS: readonly LarePrecision[] = ['fp32', 'int8'];
 export const DEFAULT_INT8_MIN_ELEMENTS = 4096;
 
 export function int8Method(minElements: number): string {
-  return `int8-dynamic-matmul/${SD_INT8_METHOD_VERSION}: MatMul weights with >= ${minElements} elements int8 symmetric 7-bit per output column, activations uint8 per tensor at run time (DynamicQuantizeMatMul); convolutions fp32`;
+  return `int8-dynamic-matmul/${SD_INT8_METHOD_VERSION}: MatMul weights with >= ${minElements} elements int8 symmetric 7-bit per output column, activations uint8 per tensor at run time (DynamicQuantizeMatMul), one image per call; convolutions fp32`;
 }
 
 /** What a static graph was calibrated on: the images (their content hashes) and the stage-1 settings they went through. */
