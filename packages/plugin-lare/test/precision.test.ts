@@ -67,8 +67,8 @@ describe('int8 UNet (our MatMul rewrite)', () => {
     const cosines = fp32.maps.map((m, i) => cosine(int8.maps[i]!, m));
     console.log(`int8 vs fp32 LaRE maps on the tiny SD: max relative error ${Math.max(...errors).toExponential(2)}, min cosine ${Math.min(...cosines).toFixed(6)}`);
     expect(fp32.maps.some((m, i) => relativeError(int8.maps[i]!, m) > 0)).toBe(true); // really another graph
-    expect(Math.max(...errors)).toBeLessThan(0.1); // measured 3.7e-2 (AVX2); int8 kernels differ by CPU
-    expect(Math.min(...cosines)).toBeGreaterThan(0.995); // measured 0.99907
+    expect(Math.max(...errors)).toBeLessThan(0.02); // measured 3.4e-3 with 7-bit weights (3.7e-2 with 8-bit: int16 saturation)
+    expect(Math.min(...cosines)).toBeGreaterThan(0.9995); // measured 0.999991 (0.99907 with 8-bit weights)
     // A second open reuses the cached graph (manifest unchanged).
     await maps('int8');
     const again = JSON.parse(await readFile(join(model, 'unet', 'dfd-int8.manifest.json'), 'utf8'));

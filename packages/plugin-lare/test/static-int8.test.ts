@@ -58,7 +58,7 @@ describe('static int8 VAE encoder and UNet (QDQ, calibrated through the pipeline
       const cosines = fp32.map((m, i) => cosine(int8[i]!, m));
       console.log(`static int8 vs fp32 LaRE maps on the tiny SD: min cosine ${Math.min(...cosines).toFixed(6)}`);
       expect(fp32.some((m, i) => m.some((v, j) => v !== int8[i]![j]))).toBe(true); // really other graphs
-      expect(Math.min(...cosines)).toBeGreaterThan(0.998); // measured 0.99969 (dynamic int8 of the UNet alone: 0.99907)
+      expect(Math.min(...cosines)).toBeGreaterThan(0.998); // measured 0.99969: convolutions and the VAE too, so more rounding than dynamic int8 of the UNet's MatMuls alone (0.999991)
     } finally {
       await Promise.all([fp32Model.dispose(), int8Model.dispose()]);
     }
