@@ -70,9 +70,10 @@ export async function tinySdCopy(prefix: string, images: string[]): Promise<{ di
   return { dir, model };
 }
 
-/** Maps the `lare` extra provider (dfd predict on new images) computes for `images` with the settings recorded in `store`. */
-export async function providedMaps(model: string, store: string, images: string[], outDir: string): Promise<Float32Array[]> {
-  const provider = await lareExtraProvider.create({ model, recipe: store, threads: 1 }, { cwd: outDir });
+/** Maps the `lare` extra provider (dfd predict on new images) computes for `images`: with the settings recorded in `recipe`, or `config`'s. */
+export async function providedMaps(model: string, recipe: string | Record<string, unknown>, images: string[], outDir: string): Promise<Float32Array[]> {
+  const config = typeof recipe === 'string' ? { recipe } : recipe;
+  const provider = await lareExtraProvider.create({ model, threads: 1, ...config }, { cwd: outDir });
   try {
     const files = await provider.provide(images, outDir);
     return await Promise.all(

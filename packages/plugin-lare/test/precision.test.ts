@@ -95,7 +95,7 @@ describe('int8 UNet (our MatMul rewrite)', () => {
     }
   });
 
-  it('dfd lare extract --precision int8 records the precision; resume with fp32 and merging with fp32 are refused', async () => {
+  it('dfd lare extract --precision int8 records the precision; resume with fp32 and merging with fp32 are refused; predict computes int8 maps from the recipe or its own precision', async () => {
     const common = ['--model', model, '--dataset', join(dir, 'list.txt'), '--size', '64', '--ensemble', '2', '--threads', '1', '--int8-min-elements', String(MIN)];
     const int8 = await lare('extract', ...common, '--out', join(dir, 'int8'), '--precision', 'int8');
     expect(int8.code).toBe(0);
@@ -123,5 +123,10 @@ describe('int8 UNet (our MatMul rewrite)', () => {
     const provided = await providedMaps(model, join(dir, 'int8'), two, join(dir, 'provided'));
     const stored = await storedMaps([join(dir, 'int8')], two);
     for (const [i, map] of provided.entries()) expect(Array.from(map)).toEqual(Array.from(stored[i]!));
+    // Without a recipe, the config's precision chooses int8: the same settings give the store's maps.
+    const configured = { precision: 'int8', int8MinElements: MIN, size: 64, ensemble: 2 };
+    const chosen = await providedMaps(model, configured, two, join(dir, 'provided-config'));
+    for (const [i, map] of chosen.entries()) expect(Array.from(map)).toEqual(Array.from(stored[i]!));
+    await expect(providedMaps(model, { ...configured, precision: 'fp32', recipe: join(dir, 'int8') }, two, join(dir, 'provided-x'))).rejects.toThrow(/made at int8, but predict\.extras\.lare\.precision is fp32/);
   });
 });

@@ -5,7 +5,8 @@
  * `recipe.json` the examples' map cache writes, or such a JSON file), and the model's digest must match the
  * recorded one. A run configures it in `predict.extras.lare` (e.g. `{ model: 'models/sd15-onnx', recipe:
  * 'data/lare/sd15-t200' }`). Maps are written once per (image content, recipe) and reused. Maps made at int8
- * are computed at the same int8 (dynamic, or the static graphs of the recorded calibration).
+ * are computed at the same int8 (dynamic, or the static graphs of the recorded calibration); without a recipe,
+ * `precision: 'int8'` chooses dynamic int8.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
@@ -33,6 +34,13 @@ export const LareProviderConfigSchema = z
     size: z.number().int().positive().default(256),
     prompt: z.string().default(DEFAULT_PROMPT),
     seed: z.number().int().min(0).default(0),
+    /**
+     * The UNet's precision when no `recipe` is given (int8: our dynamic MatMul quantisation, built once beside
+     * the model). With a `recipe` the recorded precision is used; a different one given here is refused.
+     */
+    precision: z.enum(['fp32', 'int8']).optional(),
+    /** int8 without a `recipe`: weights with fewer elements stay fp32 (as `dfd lare extract --int8-min-elements`). */
+    int8MinElements: z.number().int().positive().default(DEFAULT_INT8_MIN_ELEMENTS),
     /** onnxruntime intra-op threads. */
     threads: z.number().int().positive().default(2),
     /** Images per extractor call. */
@@ -65,8 +73,14 @@ export function recordedRecipe(path: string): LareRecipe {
  * The model at the precision the run's maps were made with: fp32, dynamic int8 (its threshold is in the
  * recorded method) or the static int8 graphs of the recorded calibration, found where the extraction left them.
  */
-async function openForRecipe(modelDir: string, recorded: LareRecipe | undefined, threads: number): Promise<SdOnnxModel> {
-  const quantization = recorded?.precision === 'int8' ? recorded.quantization : null;
+async function openForRecipe(modelDir: string, recorded: LareRecipe | undefined, config: LareProviderConfig, where: string): Promise<SdOnnxModel> {
+  const { threads } = config;
+  if (!recorded) return openSdOnnx(modelDir, { threads, precision: config.precision ?? 'fp32', int8MinElements: config.int8MinElements });
+  const made = recorded.precision ?? 'fp32';
+  if (config.precision && config.precision !== made) {
+    throw new LareProviderError(`the run's LaRE maps (${where}) were made at ${made}, but predict.extras.lare.precision is ${config.precision}: maps of two precisions must not mix; drop precision (the recorded one is used)`);
+  }
+  const quantization = made === 'int8' ? recorded.quantization : null;
   if (!quantization) return openSdOnnx(modelDir, { threads });
   const calibration = /; calibration ([0-9a-f]{16}) /.exec(quantization)?.[1];
   if (calibration) return openBuiltStaticInt8(modelDir, calibration, quantization, { threads });
@@ -125,7 +139,7 @@ export const lareExtraProvider: ExtraProviderFactory = {
     const config = parsed.data;
     const recipePath = config.recipe ? resolve(cwd, config.recipe) : undefined;
     const recorded = recipePath ? recordedRecipe(recipePath) : undefined;
-    const model = await openForRecipe(resolve(cwd, config.model), recorded, config.threads);
+    const model = await openForRecipe(resolve(cwd, config.model), recorded, config, recipePath ?? '');
     try {
       const extractor = await LareExtractor.create(model, settingsOf(config, recorded, recipePath ?? ''));
       if (recorded && canonicalJson(extractor.recipe) !== canonicalJson(recorded)) {
