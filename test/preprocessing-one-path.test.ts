@@ -4,7 +4,7 @@
  * weights give identical rows from either entry point. Real PNG/JPEG files, real sharp decoding, the tiny
  * CLIP on onnxruntime.
  */
-import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,13 +13,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureCliIo } from './support/cli-io.js';
 import {
   corePlugin,
+  createFeatureCacheLoader,
   ensureBackend,
   evalViewLoader,
   ExperimentContainer,
+  FeatureCacheConfigSchema,
   FeatureCacheLoader,
   PluginRegistry,
   readSafetensors,
+  TOKENS,
   type BatchSourceOptions,
+  type Encoder,
   type Sample,
 } from '@dfd/core';
 import df40Plugin from '@dfd/dataset-df40';
@@ -78,6 +82,36 @@ describe('dfd encode --preset and the feature cache give identical rows', () => 
       await encoder.dispose();
     });
   }
+
+  it('static int8 from the encoder config calibrates on the feature cache\'s eval view: its rows equal dfd encode --preset --calibrate', async () => {
+    const model = join(dir, 'hf-static'); // a copy: the int8 graphs are written beside the model
+    await mkdir(model);
+    for (const file of ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt']) await copyFile(join(TINY_CLIP, file), join(model, file));
+    const io = captureCliIo(dir, { registry });
+    const args = ['--model', model, '--images', 'imgs/*.{png,jpg}', '--out', 'static.safetensors', '--preset', 'clip', '--precision', 'int8', '--calibrate', '4'];
+    expect(await encodeCommand.run(args, io)).toBe(0);
+    const { tensors } = await readSafetensors(join(dir, 'static.safetensors'));
+
+    // The feature-cache component as the runner builds it, over an encoder config asking for static int8.
+    const container = ExperimentContainer.create();
+    container.registerValue(TOKENS.Registry, registry);
+    const encoderConfig = registry.resolveConfig('encoder', 'clip', { model, engine: 'onnx', precision: 'int8', calibrate: { images, count: 4 } });
+    container.registerFactory(TOKENS.Encoder, (r) => registry.get('encoder', 'clip').useFactory!(encoderConfig, r) as Encoder);
+    const cacheConfig = FeatureCacheConfigSchema.parse({ dir: join(dir, 'cache-static'), inner: { use: 'images', preset: 'clip', config: { size: 32 } } });
+    const cache = createFeatureCacheLoader(cacheConfig, container);
+    const samples: Sample[] = images.map((path) => ({ id: path, path, label: 0, subset: 's', split: 'test', videoId: path }));
+    const options: BatchSourceOptions = { split: 'test', batchSize: 2, shuffle: false, augment: false, seed: 0, needs: { pixels: false, features: true, extras: [], boxes: false } };
+    const rows: number[] = [];
+    for await (const batch of cache.create(samples, options).batches(0)) {
+      rows.push(...(batch.features!.dataSync() as Float32Array));
+      batch.dispose();
+    }
+    cache.dispose();
+    container.resolve<Encoder>(TOKENS.Encoder).dispose();
+    // One calibration set, so one static graph (Pillow pixels would calibrate another and give other rows).
+    expect((await readdir(join(model, 'onnx/dfd'))).filter((f) => /^vision-int8-static-.*\.manifest\.json$/.test(f))).toHaveLength(1);
+    expect(rows).toEqual(Array.from(tensors.embeds!.data as Float32Array));
+  });
 
   it('without --preset the default path (Pillow-bicubic CLIP eval) is recorded as such', async () => {
     const io = captureCliIo(dir, { registry: registry });

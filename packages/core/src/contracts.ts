@@ -244,9 +244,26 @@ export interface Encoder extends Module {
    * The fast frozen image path for the same weights (e.g. onnxruntime), if the encoder offers one. The
    * feature cache uses it to encode once; without it, the cache runs this encoder's own image tower.
    */
-  frozenImageEncoder?(): Promise<FrozenImageEncoder>;
+  frozenImageEncoder?(context?: FrozenEncoderContext): Promise<FrozenImageEncoder>;
   /** The numeric precision `frozenImageEncoder()` runs in (`fp32` when absent), known before it is opened. */
   readonly frozenPrecision?: string;
+}
+
+/** What the feature cache tells the frozen path it opens: how the pixels it will encode are made. */
+export interface FrozenEncoderContext {
+  /**
+   * The cache's eval-view pixels (NCHW float32) of any images, in order, `batchSize` at a time; unreadable
+   * images are left out and named in `skipped`. An int8 path calibrates on these, so its activation ranges
+   * are those of the pixels it will encode.
+   */
+  evalPixels(paths: string[], batchSize: number): AsyncIterable<EvalPixels>;
+}
+
+/** One batch of `FrozenEncoderContext.evalPixels`: the readable `paths` and their pixels; `skipped`: the rest, with reasons. */
+export interface EvalPixels {
+  paths: string[];
+  pixels: Float32Array;
+  skipped: { path: string; reason: string }[];
 }
 
 /** A fast frozen image path (e.g. onnxruntime) for feature extraction at scale. */

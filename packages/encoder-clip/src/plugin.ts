@@ -8,13 +8,13 @@
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { definePlugin, type FrozenImageEncoder } from '@dfd/core';
+import { definePlugin, type FrozenEncoderContext, type FrozenImageEncoder } from '@dfd/core';
 import { loadClip, loadClipSync } from './load.js';
 import { clipEncoderInfo, OnnxClipImageEncoder } from './onnx-encoder.js';
 import type { CalibrationSet } from './onnx-build/calibrate.js';
 import { calibrationImages, drawCalibrationImages } from './cli/calibration.js';
 import { imagesFromGlob, imagesFromList } from './cli/image-list.js';
-import { pilSource } from './cli/pixel-sources.js';
+import { evalViewSource, pilSource } from './cli/pixel-sources.js';
 import { OnnxSessionError } from './onnx-session.js';
 import { TfjsClipImageEncoder } from './frozen-tfjs.js';
 import { encodeCommand } from './cli/encode.js';
@@ -35,7 +35,8 @@ export const clipEncoderConfig = z.object({
   precision: z.enum(['fp32', 'bf16', 'int8']).default('fp32'),
   /**
    * int8 only: quantise activations statically (QDQ) with ranges calibrated on `count` images drawn evenly
-   * from `images` (a glob, a list file as for `dfd encode --dataset`, or paths), CLIP's eval preprocessing.
+   * from `images` (a glob, a list file as for `dfd encode --dataset`, or paths), preprocessed as the feature
+   * cache's loader makes its pixels (so `dfd encode --preset P --calibrate N` builds the same graph).
    * Draw them from the training split: calibrating on test images would let the test set shape the model.
    */
   calibrate: z
@@ -52,8 +53,11 @@ export const clipEncoderConfig = z.object({
 
 export type ClipEncoderConfig = z.output<typeof clipEncoderConfig>;
 
-/** The calibration set a config names: its images, CLIP's eval transform (Pillow bicubic), unreadable ones left out. */
-async function calibrationFromConfig(config: ClipEncoderConfig, calibrate: NonNullable<ClipEncoderConfig['calibrate']>): Promise<CalibrationSet> {
+/**
+ * The calibration set a config names: its images, preprocessed as the feature cache that opens the encoder
+ * makes its pixels (`context`), else with CLIP's eval transform (Pillow bicubic); unreadable ones left out.
+ */
+async function calibrationFromConfig(config: ClipEncoderConfig, calibrate: NonNullable<ClipEncoderConfig['calibrate']>, context?: FrozenEncoderContext): Promise<CalibrationSet> {
   if (config.precision !== 'int8') throw new OnnxSessionError(`calibrate is for precision 'int8' (static activation ranges), not '${config.precision}'`);
   const images = calibrate.images;
   const paths = Array.isArray(images)
@@ -61,15 +65,15 @@ async function calibrationFromConfig(config: ClipEncoderConfig, calibrate: NonNu
     : /[*?{[]/.test(images)
       ? await imagesFromGlob(images, process.cwd())
       : await imagesFromList(images, process.cwd());
-  const source = pilSource('pil', () => undefined);
+  const source = context ? evalViewSource(context) : pilSource('pil', () => undefined);
   const log = (message: string) => process.stderr.write(`[dfd] encoder clip: ${message}\n`);
   return calibrationImages(drawCalibrationImages(paths, calibrate.count), source, await clipEncoderInfo(config.model), log);
 }
 
-/** The frozen image path a config asks for (onnxruntime or the tfjs towers). */
-export async function frozenImageEncoderFor(config: ClipEncoderConfig): Promise<FrozenImageEncoder> {
+/** The frozen image path a config asks for (onnxruntime or the tfjs towers); `context`: from the feature cache that opens it. */
+export async function frozenImageEncoderFor(config: ClipEncoderConfig, context?: FrozenEncoderContext): Promise<FrozenImageEncoder> {
   if (config.engine === 'onnx') {
-    const calibration = config.calibrate ? await calibrationFromConfig(config, config.calibrate) : undefined;
+    const calibration = config.calibrate ? await calibrationFromConfig(config, config.calibrate, context) : undefined;
     return OnnxClipImageEncoder.create(config.model, {
       device: config.device,
       precision: config.precision,
@@ -100,7 +104,7 @@ export const clipPlugin = definePlugin({
         // checkpoint's ONNX export; otherwise the cache uses this encoder's own tfjs image tower.
         if (config.engine === 'onnx') {
           const frozenPrecision = config.precision === 'int8' && config.calibrate ? 'int8-static' : config.precision;
-          return Object.assign(encoder, { frozenImageEncoder: () => frozenImageEncoderFor(config), frozenPrecision });
+          return Object.assign(encoder, { frozenImageEncoder: (context?: FrozenEncoderContext) => frozenImageEncoderFor(config, context), frozenPrecision });
         }
         if (config.precision !== 'fp32') throw new OnnxSessionError(`precision '${config.precision}' needs engine 'onnx' (the tfjs towers are fp32)`);
         return encoder;

@@ -9,7 +9,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import type { BatchLoader, Encoder, FrozenImageEncoder } from '../contracts.js';
+import type { BatchLoader, Encoder, EvalPixels, FrozenEncoderContext, FrozenImageEncoder, Sample } from '../contracts.js';
 import { ExperimentContainer, TOKENS, type Resolver } from '../di.js';
 import { instantiateComponent } from '../run/instantiate.js';
 import type { PluginRegistry } from '../plugin.js';
@@ -39,6 +39,30 @@ export function evalViewLoader(
   const innerConfig = registry.resolveConfig('loader', inner.use, inner.config, inner.preset);
   const loader = instantiateComponent<BatchLoader>(container, registry, 'loader', inner.use, innerConfig);
   return { loader, preprocessing: { loader: inner.use, config: without(innerConfig, [...keyIgnores]) } };
+}
+
+/**
+ * The eval view's pixels of any image paths, through `loader` (one built by `evalViewLoader`): what the
+ * feature cache would encode for them. Images the loader cannot decode are left out, with its reason.
+ */
+export async function* evalViewPixels(loader: BatchLoader, paths: string[], batchSize: number): AsyncIterable<EvalPixels> {
+  const samples: Sample[] = paths.map((path) => ({ id: path, path, label: 0, subset: 'eval-view', split: 'test', videoId: path }));
+  const needs = { pixels: true, features: false, extras: [], boxes: false };
+  const source = loader.create(samples, { split: 'test', batchSize, shuffle: false, augment: false, seed: 0, needs });
+  const done = new Set<string>();
+  for await (const batch of source.batches(0)) {
+    const good = batch.samples.map((sample) => sample.path);
+    const pixels = (await batch.pixels!.data()) as Float32Array;
+    batch.dispose();
+    good.forEach((path) => done.add(path));
+    yield { paths: good, pixels, skipped: [] };
+  }
+  // The loader counts and logs what it could not decode; each left-out image gets the loader's message.
+  const missing = paths.filter((path) => !done.has(path));
+  if (missing.length === 0) return;
+  const messages = loader.skipped?.().messages ?? [];
+  const skipped = missing.map((path) => ({ path, reason: messages.find((m) => m.includes(path)) ?? 'skipped by the loader (unreadable image)' }));
+  yield { paths: [], pixels: new Float32Array(0), skipped };
 }
 
 export const FeatureCacheConfigSchema = z
@@ -85,7 +109,19 @@ export function createFeatureCacheLoader(config: FeatureCacheConfig, resolver: R
   }
   const { loader: inner, preprocessing } = evalViewLoader(registry, resolver, config.inner, config.keyIgnores);
   const encoder = resolver.resolve<Encoder>(TOKENS.Encoder);
-  const open = async (): Promise<FrozenImageEncoder> => (encoder.frozenImageEncoder ? encoder.frozenImageEncoder() : new EncoderImagePath(encoder));
+  // A frozen path that calibrates (static int8) gets pixels made exactly like those it will encode, from a
+  // loader of its own, so calibration's decode failures do not count as the run's skips.
+  const context: FrozenEncoderContext = {
+    async *evalPixels(paths, batchSize) {
+      const { loader } = evalViewLoader(registry, resolver, config.inner, config.keyIgnores);
+      try {
+        yield* evalViewPixels(loader, paths, batchSize);
+      } finally {
+        (loader as { dispose?: () => void }).dispose?.();
+      }
+    },
+  };
+  const open = async (): Promise<FrozenImageEncoder> => (encoder.frozenImageEncoder ? encoder.frozenImageEncoder(context) : new EncoderImagePath(encoder));
   return new FeatureCacheLoader({
     inner,
     encoder: open,

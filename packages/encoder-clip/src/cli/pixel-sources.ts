@@ -5,11 +5,13 @@
 import {
   ensureBackend,
   evalViewLoader,
+  evalViewPixels,
   ExperimentContainer,
   UsageError,
   type CliIO,
   type EncoderInfo,
-  type Sample,
+  type EvalPixels,
+  type FrozenEncoderContext,
 } from '@dfd/core';
 import { clipResizeCrop, normalizeToChw } from '../preprocess.js';
 
@@ -69,22 +71,8 @@ export function presetSource(io: CliIO, loaderName: string, preset: string): Pix
     const container = ExperimentContainer.create();
     const { loader, preprocessing } = evalViewLoader(registry, container, { use: loaderName, preset, config: { size: info.imageSize } });
     Object.assign(state.preprocessing, preprocessing, { preset });
-    const samples: Sample[] = paths.map((path) => ({ id: path, path, label: 0, subset: 'encode', split: 'test', videoId: path }));
-    const batches = loader.create(samples, { split: 'test', batchSize: batch, shuffle: false, augment: false, seed: 0, needs: { pixels: true, features: false, extras: [], boxes: false } });
-    const done = new Set<string>();
     try {
-      for await (const b of batches.batches(0)) {
-        const good = b.samples.map((s) => s.path);
-        const pixels = (await b.pixels!.data()) as Float32Array;
-        b.dispose();
-        good.forEach((path) => done.add(path));
-        yield { chunk: good.length, good, pixels };
-      }
-      // The loader counts and logs what it could not decode; the index lists each with the loader's reason.
-      const messages = loader.skipped?.().messages ?? [];
-      const missing = paths.filter((path) => !done.has(path));
-      for (const path of missing) skipped.push({ path, reason: messages.find((m) => m.includes(path)) ?? 'skipped by the loader (unreadable image)' });
-      if (missing.length) yield { chunk: missing.length, good: [], pixels: new Float32Array(0) };
+      yield* fromEvalPixels(evalViewPixels(loader, paths, batch), skipped);
     } finally {
       (loader as { dispose?: () => void }).dispose?.();
       container.dispose?.();
@@ -93,3 +81,15 @@ export function presetSource(io: CliIO, loaderName: string, preset: string): Pix
   return Object.assign(fn, { preprocessing: state.preprocessing });
 }
 
+/** The feature cache's own eval view (core's `FrozenEncoderContext`): a static int8 graph calibrated from a config sees the pixels the cache encodes. */
+export function evalViewSource(context: FrozenEncoderContext): PixelSource {
+  const fn = (paths: string[], batch: number, _info: EncoderInfo, skipped: SkippedImage[]) => fromEvalPixels(context.evalPixels(paths, batch), skipped);
+  return Object.assign(fn, { preprocessing: { source: 'feature-cache eval view' } });
+}
+
+async function* fromEvalPixels(batches: AsyncIterable<EvalPixels>, skipped: SkippedImage[]): AsyncIterable<PixelBatch> {
+  for await (const { paths, pixels, skipped: left } of batches) {
+    skipped.push(...left);
+    yield { chunk: paths.length + left.length, good: paths, pixels };
+  }
+}
