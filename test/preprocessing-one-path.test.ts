@@ -22,6 +22,7 @@ import {
   PluginRegistry,
   readSafetensors,
   TOKENS,
+  type BatchLoader,
   type BatchSourceOptions,
   type Encoder,
   type Sample,
@@ -32,6 +33,18 @@ import { clipPlugin, encodeCommand, OnnxClipImageEncoder } from '@dfd/encoder-cl
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const TINY_CLIP = join(REPO, 'examples/models/tiny-clip');
 
+
+/** The embeddings a feature cache serves for `images`, in order (filling it on the way). */
+async function cachedRows(cache: BatchLoader, images: string[]): Promise<number[]> {
+  const samples: Sample[] = images.map((path) => ({ id: path, path, label: 0, subset: 's', split: 'test', videoId: path }));
+  const options: BatchSourceOptions = { split: 'test', batchSize: 2, shuffle: false, augment: false, seed: 0, needs: { pixels: false, features: true, extras: [], boxes: false } };
+  const rows: number[] = [];
+  for await (const batch of cache.create(samples, options).batches(0)) {
+    rows.push(...(batch.features!.dataSync() as Float32Array));
+    batch.dispose();
+  }
+  return rows;
+}
 
 describe('dfd encode --preset and the feature cache give identical rows', () => {
   let dir: string;
@@ -71,13 +84,7 @@ describe('dfd encode --preset and the feature cache give identical rows', () => 
       const { loader, preprocessing } = evalViewLoader(registry, container, { use: 'images', preset, config: { size: 32 } });
       expect(index.preprocessing).toEqual({ ...preprocessing, preset });
       const cache = new FeatureCacheLoader({ inner: loader, encoder, dir: join(dir, 'cache'), preprocessing });
-      const samples: Sample[] = images.map((path) => ({ id: path, path, label: 0, subset: 's', split: 'test', videoId: path }));
-      const options: BatchSourceOptions = { split: 'test', batchSize: 2, shuffle: false, augment: false, seed: 0, needs: { pixels: false, features: true, extras: [], boxes: false } };
-      const rows: number[] = [];
-      for await (const batch of cache.create(samples, options).batches(0)) {
-        rows.push(...(batch.features!.dataSync() as Float32Array));
-        batch.dispose();
-      }
+      const rows = await cachedRows(cache, images);
       expect(rows).toEqual(Array.from(tensors.embeds!.data as Float32Array));
       await encoder.dispose();
     });
@@ -99,13 +106,7 @@ describe('dfd encode --preset and the feature cache give identical rows', () => 
     container.registerFactory(TOKENS.Encoder, (r) => registry.get('encoder', 'clip').useFactory!(encoderConfig, r) as Encoder);
     const cacheConfig = FeatureCacheConfigSchema.parse({ dir: join(dir, 'cache-static'), inner: { use: 'images', preset: 'clip', config: { size: 32 } } });
     const cache = createFeatureCacheLoader(cacheConfig, container);
-    const samples: Sample[] = images.map((path) => ({ id: path, path, label: 0, subset: 's', split: 'test', videoId: path }));
-    const options: BatchSourceOptions = { split: 'test', batchSize: 2, shuffle: false, augment: false, seed: 0, needs: { pixels: false, features: true, extras: [], boxes: false } };
-    const rows: number[] = [];
-    for await (const batch of cache.create(samples, options).batches(0)) {
-      rows.push(...(batch.features!.dataSync() as Float32Array));
-      batch.dispose();
-    }
+    const rows = await cachedRows(cache, images);
     cache.dispose();
     container.resolve<Encoder>(TOKENS.Encoder).dispose();
     // One calibration set, so one static graph (Pillow pixels would calibrate another and give other rows).
