@@ -77,13 +77,14 @@ async function readLogitScale(dir: string, config: ClipConfig): Promise<number> 
   return Math.exp(config.logitScaleInit);
 }
 
-/** Which graph file to open, and how to digest it (a built graph's manifest digest covers its weights file too). */
 /**
  * How dynamic int8 is run, part of its `weightsDigest` (feature-cache keys, run facts): its features depend on
  * which images share a call, so features computed in batches (before `embed` went one image per call) must
  * not share a cache namespace with per-image ones, though the graph is the same.
  */
 const DYNAMIC_INT8_EXECUTION = 'dynamic int8 activations, one image per call';
+
+/** Which graph file to open, and how to digest it (a built graph's manifest digest covers its weights file too). */
 
 async function resolveGraph(
   dir: string,
