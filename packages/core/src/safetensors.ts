@@ -108,6 +108,17 @@ export class SafetensorsFile extends SafetensorsIndex {
     return { info, bytes };
   }
 
+  /** A tensor's raw bytes, `chunkBytes` at a time (default 64 MiB): for copying tensors larger than memory. */
+  async *chunks(name: string, chunkBytes = 64 * 1024 * 1024): AsyncIterable<Buffer> {
+    const [begin, end] = this.info(name).dataOffsets;
+    for (let at = begin; at < end; at += chunkBytes) {
+      const bytes = Buffer.alloc(Math.min(chunkBytes, end - at));
+      const { bytesRead } = await this.handle.read(bytes, 0, bytes.length, this.dataStart + at);
+      if (bytesRead !== bytes.length) throw new SafetensorsError(`${this.path} is truncated: tensor '${name}' ends past the end of the file`);
+      yield bytes;
+    }
+  }
+
   /** Reads a floating-point tensor as float32 (F16/BF16/F64 are converted). */
   async readFloat32(name: string): Promise<{ shape: number[]; data: Float32Array }> {
     const { info, bytes } = await this.readRaw(name);
@@ -164,6 +175,48 @@ function dtypeOf(data: TensorData): SafetensorsDType {
   return 'U8';
 }
 
+/** The tensors' layout in a file being written: names sorted, as the reference writer does. */
+interface TensorLayout {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  byteLength: number;
+}
+
+/** The 8-byte length and the JSON header (padded with spaces to a multiple of 8, so the data is aligned). */
+function encodeHeader(layout: TensorLayout[], metadata: Record<string, string>): Buffer {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const { name, dtype, shape, byteLength } of layout) {
+    header[name] = { dtype, shape, data_offsets: [offset, offset + byteLength] };
+    offset += byteLength;
+  }
+  let headerJson = JSON.stringify(header);
+  headerJson += ' '.repeat((8 - (Buffer.byteLength(headerJson) % 8)) % 8);
+  const headerBytes = Buffer.from(headerJson, 'utf8');
+  const lengthBytes = Buffer.alloc(8);
+  lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
+  return Buffer.concat([lengthBytes, headerBytes]);
+}
+
+/** Writes `header` and then each tensor's bytes as `write` produces them to a temporary file, renamed to `path` when whole. */
+async function writeThroughTemporary(path: string, header: Buffer, write: (handle: FileHandle) => Promise<void>): Promise<void> {
+  const temporary = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const handle = await open(temporary, 'w');
+  try {
+    await handle.write(header);
+    await write(handle);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  await handle.close();
+  await rename(temporary, path);
+}
+
 /**
  * Writes tensors (keys sorted, as the reference writer does) and string metadata. Writes to
  * `<path>.tmp-<pid>` and renames, so readers never see a partial file.
@@ -174,45 +227,56 @@ export async function writeSafetensors(
   metadata: Record<string, string> = {},
 ): Promise<void> {
   const names = Object.keys(tensors).sort();
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length) header.__metadata__ = metadata;
-  let offset = 0;
-  for (const name of names) {
+  const layout = names.map((name) => {
     const tensor = tensors[name]!;
-    const dtype = tensor.dtype ?? dtypeOf(tensor.data);
     const elements = tensor.shape.reduce((a, b) => a * b, 1);
     if (elements !== tensor.data.length) {
       throw new SafetensorsError(`tensor ${name}: shape ${JSON.stringify(tensor.shape)} needs ${elements} values, got ${tensor.data.length}`);
     }
-    const length = tensor.data.byteLength;
-    header[name] = { dtype, shape: tensor.shape, data_offsets: [offset, offset + length] };
-    offset += length;
-  }
-  let headerJson = JSON.stringify(header);
-  // Pad the header with spaces to a multiple of 8 bytes so the data section is aligned.
-  const headerBytesLength = Buffer.byteLength(headerJson);
-  headerJson += ' '.repeat((8 - (headerBytesLength % 8)) % 8);
-  const headerBytes = Buffer.from(headerJson, 'utf8');
-  const lengthBytes = Buffer.alloc(8);
-  lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
-
-  const temporary = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const handle = await open(temporary, 'w');
-  try {
-    await handle.write(lengthBytes);
-    await handle.write(headerBytes);
+    return { name, dtype: tensor.dtype ?? dtypeOf(tensor.data), shape: tensor.shape, byteLength: tensor.data.byteLength };
+  });
+  await writeThroughTemporary(path, encodeHeader(layout, metadata), async (handle) => {
     for (const name of names) {
       const data = tensors[name]!.data;
       await handle.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     }
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await rm(temporary, { force: true });
-    throw error;
+  });
+}
+
+/**
+ * Writes to `path` the row-wise concatenation (along axis 0) of the same-named tensors of `sources`, in
+ * order, with `metadata`: the file `writeSafetensors` would write for the concatenated tensors, byte for
+ * byte, but copied `chunkBytes` at a time, so outputs far larger than memory (a million images' patch
+ * tokens) can be joined. Every source must hold the same tensor names, dtypes and trailing dimensions.
+ */
+export async function concatSafetensors(path: string, sources: string[], metadata: Record<string, string>, options: { chunkBytes?: number } = {}): Promise<{ rows: number }> {
+  if (!sources.length) throw new SafetensorsError(`concatSafetensors: no source files for ${path}`);
+  const files: SafetensorsFile[] = [];
+  try {
+    for (const source of sources) files.push(await SafetensorsFile.open(source));
+    const first = files[0]!;
+    const names = first.names().sort();
+    const layout = names.map((name) => {
+      const { dtype, shape } = first.info(name);
+      let rows = 0;
+      let byteLength = 0;
+      for (const file of files) {
+        const info = file.has(name) ? file.info(name) : undefined;
+        if (!info || info.dtype !== dtype || JSON.stringify(info.shape.slice(1)) !== JSON.stringify(shape.slice(1)) || file.names().length !== names.length) {
+          throw new SafetensorsError(`cannot join ${file.path} to ${first.path}: tensor '${name}' is ${info ? `${info.dtype} ${JSON.stringify(info.shape)}` : 'missing'}, not ${dtype} [n, ${shape.slice(1).join(', ')}]`);
+        }
+        rows += info.shape[0]!;
+        byteLength += info.dataOffsets[1] - info.dataOffsets[0];
+      }
+      return { name, dtype, shape: [rows, ...shape.slice(1)], byteLength };
+    });
+    await writeThroughTemporary(path, encodeHeader(layout, metadata), async (handle) => {
+      for (const name of names) for (const file of files) for await (const chunk of file.chunks(name, options.chunkBytes)) await handle.write(chunk);
+    });
+    return { rows: layout[0]?.shape[0] ?? 0 };
+  } finally {
+    await Promise.all(files.map((file) => file.close()));
   }
-  await handle.close();
-  await rename(temporary, path);
 }
 
 /** IEEE half → float32. */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSafetensors, SafetensorsError, SafetensorsFile, SafetensorsFileSync, writeSafetensors } from '@dfd/core';
+import { concatSafetensors, readSafetensors, SafetensorsError, SafetensorsFile, SafetensorsFileSync, writeSafetensors } from '@dfd/core';
 
 const CLIP_FIXTURES = fileURLToPath(new URL('../../../tools/fixtures/clip/out/', import.meta.url));
 const TINY_CLIP = fileURLToPath(new URL('../../../examples/models/tiny-clip/model.safetensors', import.meta.url));
@@ -78,6 +78,28 @@ describe('safetensors', () => {
       await async_.close();
     }
     expect(() => sync.readRaw('logit_scale')).toThrow(/closed/);
+  });
+
+  it('concatSafetensors joins files row-wise, in small chunks, into the very bytes writeSafetensors writes for the joined tensors', async () => {
+    const rows = (n: number, width: number, from: number) => Float32Array.from({ length: n * width }, (_, i) => from + i * 0.25);
+    const parts = [3, 1, 4].map((n, k) => ({ n, a: rows(n, 5, k * 100), b: rows(n, 2 * 3, -k * 7) }));
+    const sources: string[] = [];
+    for (const [k, part] of parts.entries()) {
+      sources.push(join(dir, `part-${k}.safetensors`));
+      await writeSafetensors(sources[k]!, { a: { shape: [part.n, 5], data: part.a }, b: { shape: [part.n, 2, 3], data: part.b } }, { part: String(k) });
+    }
+    const metadata = { paths: JSON.stringify(['x', 'y']), model: 'm' };
+    const joined = join(dir, 'joined.safetensors');
+    // 12-byte chunks: smaller than one row of a, so every row is copied across chunk boundaries.
+    expect(await concatSafetensors(joined, sources, metadata, { chunkBytes: 12 })).toEqual({ rows: 8 });
+    const concat = (key: 'a' | 'b') => Float32Array.from(parts.flatMap((p) => Array.from(p[key])));
+    const expected = join(dir, 'expected.safetensors');
+    await writeSafetensors(expected, { a: { shape: [8, 5], data: concat('a') }, b: { shape: [8, 2, 3], data: concat('b') } }, metadata);
+    expect(Buffer.compare(await readFile(joined), await readFile(expected))).toBe(0);
+    // Another trailing shape cannot be joined; the message names both files.
+    const odd = join(dir, 'odd.safetensors');
+    await writeSafetensors(odd, { a: { shape: [1, 4], data: new Float32Array(4) }, b: { shape: [1, 2, 3], data: new Float32Array(6) } });
+    await expect(concatSafetensors(join(dir, 'bad.safetensors'), [sources[0]!, odd], {})).rejects.toThrow(/cannot join .*odd\.safetensors to .*part-0\.safetensors: tensor 'a' is F32 \[1,4\], not F32 \[n, 5\]/);
   });
 
   it('names the file and the problem for corrupt or truncated files, sync and async', async () => {
