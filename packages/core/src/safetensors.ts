@@ -183,8 +183,11 @@ interface TensorLayout {
   byteLength: number;
 }
 
-/** The 8-byte length and the JSON header (padded with spaces to a multiple of 8, so the data is aligned). */
-function encodeHeader(layout: TensorLayout[], metadata: Record<string, string>): Buffer {
+/**
+ * The 8-byte length and the JSON header (padded with spaces to a multiple of 8, so the data is aligned).
+ * A header past the 100 MB every reader accepts is refused before anything is written.
+ */
+function encodeHeader(path: string, layout: TensorLayout[], metadata: Record<string, string>): Buffer {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -195,6 +198,9 @@ function encodeHeader(layout: TensorLayout[], metadata: Record<string, string>):
   let headerJson = JSON.stringify(header);
   headerJson += ' '.repeat((8 - (Buffer.byteLength(headerJson) % 8)) % 8);
   const headerBytes = Buffer.from(headerJson, 'utf8');
+  if (headerBytes.length > MAX_HEADER_BYTES) {
+    throw new SafetensorsError(`${path}: its header would be ${headerBytes.length} bytes, past the ${MAX_HEADER_BYTES}-byte limit of safetensors readers (this one and the reference); keep less metadata, or split the tensors over several files`);
+  }
   const lengthBytes = Buffer.alloc(8);
   lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
   return Buffer.concat([lengthBytes, headerBytes]);
@@ -235,7 +241,7 @@ export async function writeSafetensors(
     }
     return { name, dtype: tensor.dtype ?? dtypeOf(tensor.data), shape: tensor.shape, byteLength: tensor.data.byteLength };
   });
-  await writeThroughTemporary(path, encodeHeader(layout, metadata), async (handle) => {
+  await writeThroughTemporary(path, encodeHeader(path, layout, metadata), async (handle) => {
     for (const name of names) {
       const data = tensors[name]!.data;
       await handle.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
@@ -248,35 +254,49 @@ export async function writeSafetensors(
  * order, with `metadata`: the file `writeSafetensors` would write for the concatenated tensors, byte for
  * byte, but copied `chunkBytes` at a time, so outputs far larger than memory (a million images' patch
  * tokens) can be joined. Every source must hold the same tensor names, dtypes and trailing dimensions.
+ * One source is open at a time, so thousands of sources stay within the open-file limit.
  */
 export async function concatSafetensors(path: string, sources: string[], metadata: Record<string, string>, options: { chunkBytes?: number } = {}): Promise<{ rows: number }> {
   if (!sources.length) throw new SafetensorsError(`concatSafetensors: no source files for ${path}`);
-  const files: SafetensorsFile[] = [];
-  try {
-    for (const source of sources) files.push(await SafetensorsFile.open(source));
-    const first = files[0]!;
-    const names = first.names().sort();
-    const layout = names.map((name) => {
-      const { dtype, shape } = first.info(name);
-      let rows = 0;
-      let byteLength = 0;
-      for (const file of files) {
-        const info = file.has(name) ? file.info(name) : undefined;
-        if (!info || info.dtype !== dtype || JSON.stringify(info.shape.slice(1)) !== JSON.stringify(shape.slice(1)) || file.names().length !== names.length) {
-          throw new SafetensorsError(`cannot join ${file.path} to ${first.path}: tensor '${name}' is ${info ? `${info.dtype} ${JSON.stringify(info.shape)}` : 'missing'}, not ${dtype} [n, ${shape.slice(1).join(', ')}]`);
-        }
-        rows += info.shape[0]!;
-        byteLength += info.dataOffsets[1] - info.dataOffsets[0];
-      }
-      return { name, dtype, shape: [rows, ...shape.slice(1)], byteLength };
-    });
-    await writeThroughTemporary(path, encodeHeader(layout, metadata), async (handle) => {
-      for (const name of names) for (const file of files) for await (const chunk of file.chunks(name, options.chunkBytes)) await handle.write(chunk);
-    });
-    return { rows: layout[0]?.shape[0] ?? 0 };
-  } finally {
-    await Promise.all(files.map((file) => file.close()));
+  const headers: Array<{ path: string; tensors: Map<string, TensorInfo> }> = [];
+  for (const source of sources) {
+    const file = await SafetensorsFile.open(source);
+    headers.push({ path: source, tensors: new Map(file.names().map((name) => [name, file.info(name)])) });
+    await file.close();
   }
+  const layout = joinedLayout(headers);
+  await writeThroughTemporary(path, encodeHeader(path, layout, metadata), async (handle) => {
+    for (const { name } of layout) {
+      for (const source of sources) {
+        const file = await SafetensorsFile.open(source);
+        try {
+          for await (const chunk of file.chunks(name, options.chunkBytes)) await handle.write(chunk);
+        } finally {
+          await file.close();
+        }
+      }
+    }
+  });
+  return { rows: layout[0]?.shape[0] ?? 0 };
+}
+
+/** The layout of the row-wise join of files with these headers, or an error naming the file that does not fit. */
+function joinedLayout(headers: Array<{ path: string; tensors: Map<string, TensorInfo> }>): TensorLayout[] {
+  const first = headers[0]!;
+  return [...first.tensors.keys()].sort().map((name) => {
+    const { dtype, shape } = first.tensors.get(name)!;
+    let rows = 0;
+    let byteLength = 0;
+    for (const header of headers) {
+      const info = header.tensors.get(name);
+      if (!info || info.dtype !== dtype || JSON.stringify(info.shape.slice(1)) !== JSON.stringify(shape.slice(1)) || header.tensors.size !== first.tensors.size) {
+        throw new SafetensorsError(`cannot join ${header.path} to ${first.path}: tensor '${name}' is ${info ? `${info.dtype} ${JSON.stringify(info.shape)}` : 'missing'}, not ${dtype} [n, ${shape.slice(1).join(', ')}]`);
+      }
+      rows += info.shape[0]!;
+      byteLength += info.dataOffsets[1] - info.dataOffsets[0];
+    }
+    return { name, dtype, shape: [rows, ...shape.slice(1)], byteLength };
+  });
 }
 
 /** IEEE half → float32. */

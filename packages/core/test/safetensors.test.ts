@@ -2,7 +2,7 @@
  * Safetensors reader/writer: round trips, F16/BF16 widening against files written by the reference
  * `safetensors` Python package (the encoder-clip fixtures), the synchronous reader, and corrupt files.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +99,10 @@ describe('safetensors', () => {
     // Another trailing shape cannot be joined; the message names both files.
     const odd = join(dir, 'odd.safetensors');
     await writeSafetensors(odd, { a: { shape: [1, 4], data: new Float32Array(4) }, b: { shape: [1, 2, 3], data: new Float32Array(6) } });
+    // A header no reader would accept (here 100 MB of metadata) is refused before anything is written.
+    const huge = join(dir, 'huge.safetensors');
+    await expect(concatSafetensors(huge, sources, { paths: 'x'.repeat(100_000_001) })).rejects.toThrow(/huge\.safetensors: its header would be \d+ bytes, past the 100000000-byte limit/);
+    expect((await readdir(dir)).filter((n) => n.startsWith('huge'))).toEqual([]);
     await expect(concatSafetensors(join(dir, 'bad.safetensors'), [sources[0]!, odd], {})).rejects.toThrow(/cannot join .*odd\.safetensors to .*part-0\.safetensors: tensor 'a' is F32 \[1,4\], not F32 \[n, 5\]/);
   });
 
