@@ -3,27 +3,24 @@
  *
  * Rows are images; `embeds [N, D]` (and `patch_tokens [N, h, w, width]` with --patch-tokens). The image
  * path of each row is written beside the tensors (`<out>.index.json`, and in the file's metadata). A second
- * run with the same --out skips the images already there (resumable); the file is rewritten atomically
- * every few batches, so an interrupted run loses at most those batches. Images that cannot be decoded are
- * counted, logged with the reason and listed in the index, never written as rows.
+ * run with the same --out skips the images already there (resumable). Every few batches the new rows are
+ * saved as a part beside the output, and the run ends by joining the parts into it (encode-output.ts), so
+ * an interrupted run loses at most those batches and no run holds all rows in memory. Images that cannot
+ * be decoded are counted, logged with the reason and listed in the index, never written as rows.
  */
 import { existsSync } from 'node:fs';
-import { writeFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   canonicalJson,
   ensureBackend,
-  readSafetensors,
   STOPPED_EXIT_CODE,
   UsageError,
   watchStopSignals,
-  writeSafetensors,
   type CliCommand,
   type CliIO,
   type FrozenImageEncoder,
 } from '@dfd/core';
 import { loadClip } from '../load.js';
-import { concatFloat32 } from '../float32.js';
 import { clipEncoderInfo, findClipOnnx, OnnxClipImageEncoder } from '../onnx-encoder.js';
 import { calibrationImages, drawCalibrationImages } from './calibration.js';
 import type { CalibrationSet } from '../onnx-build/calibrate.js';
@@ -32,6 +29,7 @@ import { FROZEN_PRECISIONS, type FrozenPrecision } from '../onnx-session.js';
 import { pilSource, presetSource, type PixelSource, type SkippedImage } from './pixel-sources.js';
 import { imagesFromGlob, imagesFromList } from './image-list.js';
 import { parseFlags, positiveInt } from './args.js';
+import { EncodeOutput, type OutputFacts } from './encode-output.js';
 import { MERGE_USAGE, parseShard, runMerge, shardBlock, shardMetadata } from './shard.js';
 
 const USAGE = `dfd encode --model DIR (--images GLOB | --dataset LIST) --out FILE.safetensors [options]
@@ -63,7 +61,7 @@ Frozen CLIP image embeddings (and optionally patch tokens) for many images.
                        @dfd/dataset-df40's 'images' loader): the feature cache's own path, so rows equal the
                        cache's features for the same preset; recorded in the index (preprocessing)
   --loader NAME        the loader whose preset --preset names (default images)
-  --checkpoint-every N rewrite the output every N batches (default 20)
+  --checkpoint-every N save the new rows every N batches (default 20): an appended part, not a rewrite
   --shard K/N          encode only the K-th (0-based) of N contiguous blocks of the list, e.g. one Slurm
                        array task each (\`dfd slurm encode\`); join them with \`dfd encode merge\`
 
@@ -152,61 +150,33 @@ function precisionOf(encoder: FrozenImageEncoder): string {
   return encoder.precision ?? 'fp32';
 }
 
-interface Rows {
-  paths: string[];
-  embeds: Float32Array[];
-  patches: Float32Array[];
+/** Refuses to add rows to a file written with another model, precision, flags, shard or preprocessing. */
+function resumeCheck(encoder: FrozenImageEncoder, patchTokens: boolean, source: PixelSource, shard: string | undefined) {
+  return (metadata: Record<string, string>, file: string): void => {
+    if (metadata.weights_digest !== encoder.weightsDigest) {
+      throw new UsageError(
+        `${file} was written by another model or precision (weights digest ${metadata.weights_digest?.slice(0, 12) ?? 'unknown'}, precision ${metadata.precision ?? 'fp32'}; ` +
+          `this one ${encoder.weightsDigest.slice(0, 12)}, precision ${precisionOf(encoder)}); ` +
+          'choose another --out or delete the file to start over',
+      );
+    }
+    if ((metadata.patch_tokens === 'true') !== patchTokens) {
+      throw new UsageError(`${file} was written ${patchTokens ? 'without' : 'with'} --patch-tokens; use the same flags to resume, or another --out`);
+    }
+    if (metadata.shard !== shard) {
+      throw new UsageError(`${file} was written ${metadata.shard ? `as shard ${metadata.shard}` : 'unsharded'}, not ${shard ? `as shard ${shard}` : 'unsharded'}; use the same --shard to resume, or another --out`);
+    }
+    // A preset's full description is known only once its loader is built; its name decides the resume check.
+    const preset = source.preprocessing.preset as string | undefined;
+    const recorded = metadata.preprocessing ?? canonicalJson({ transform: 'clip-eval', resample: 'pil' });
+    const same = preset !== undefined ? metadata.preset === preset : !metadata.preset && recorded === canonicalJson(source.preprocessing);
+    if (!same) throw new UsageError(`${file} was made with other preprocessing (${recorded}); use the same --preset/--resample to resume, or another --out`);
+  };
 }
 
-async function readExisting(out: string, encoder: FrozenImageEncoder, patchTokens: boolean, source: PixelSource, shard: string | undefined): Promise<Rows> {
-  const rows: Rows = { paths: [], embeds: [], patches: [] };
-  if (!existsSync(out)) return rows;
-  const { tensors, metadata } = await readSafetensors(out);
-  if (metadata.weights_digest !== encoder.weightsDigest) {
-    throw new UsageError(
-      `${out} was written by another model or precision (weights digest ${metadata.weights_digest?.slice(0, 12) ?? 'unknown'}, precision ${metadata.precision ?? 'fp32'}; ` +
-        `this one ${encoder.weightsDigest.slice(0, 12)}, precision ${precisionOf(encoder)}); ` +
-        'choose another --out or delete the file to start over',
-    );
-  }
-  if ((metadata.patch_tokens === 'true') !== patchTokens) {
-    throw new UsageError(`${out} was written ${patchTokens ? 'without' : 'with'} --patch-tokens; use the same flags to resume, or another --out`);
-  }
-  if (metadata.shard !== shard) {
-    throw new UsageError(`${out} was written ${metadata.shard ? `as shard ${metadata.shard}` : 'unsharded'}, not ${shard ? `as shard ${shard}` : 'unsharded'}; use the same --shard to resume, or another --out`);
-  }
-  // A preset's full description is known only once its loader is built; its name decides the resume check.
-  const preset = source.preprocessing.preset as string | undefined;
-  const recorded = metadata.preprocessing ?? canonicalJson({ transform: 'clip-eval', resample: 'pil' });
-  const same = preset !== undefined ? metadata.preset === preset : !metadata.preset && recorded === canonicalJson(source.preprocessing);
-  if (!same) throw new UsageError(`${out} was made with other preprocessing (${recorded}); use the same --preset/--resample to resume, or another --out`);
-  rows.paths = JSON.parse(metadata.paths ?? '[]') as string[];
-  const embeds = tensors.embeds;
-  if (!embeds || embeds.shape[0] !== rows.paths.length) throw new UsageError(`${out} is not a dfd encode output (no embeds row per path); use another --out`);
-  rows.embeds.push(embeds.data as Float32Array);
-  if (patchTokens) rows.patches.push(tensors.patch_tokens!.data as Float32Array);
-  return rows;
-}
-
-async function save(
-  out: string,
-  rows: Rows,
-  encoder: FrozenImageEncoder,
-  model: string,
-  patchTokens: boolean,
-  skipped: IndexFile['skipped'],
-  preprocessing: Record<string, unknown>,
-  shardFacts: Record<string, string>,
-): Promise<void> {
-  const info = encoder.info;
-  const n = rows.paths.length;
-  rows.embeds = [concatFloat32(rows.embeds)];
-  const tensors: Record<string, { shape: number[]; data: Float32Array }> = { embeds: { shape: [n, info.embedDim], data: rows.embeds[0]! } };
-  if (patchTokens) {
-    rows.patches = [concatFloat32(rows.patches)];
-    tensors.patch_tokens = { shape: [n, info.gridSize, info.gridSize, info.visionWidth], data: rows.patches[0]! };
-  }
-  await writeSafetensors(out, tensors, {
+/** The metadata of every file of the output (its rows' `paths` aside). */
+function outputFacts(encoder: FrozenImageEncoder, model: string, patchTokens: boolean, preprocessing: Record<string, unknown>, shardFacts: Record<string, string>): OutputFacts {
+  return {
     model,
     engine: encoder.engine,
     precision: precisionOf(encoder),
@@ -214,23 +184,13 @@ async function save(
     patch_tokens: String(patchTokens),
     preprocessing: canonicalJson(preprocessing),
     preset: String(preprocessing.preset ?? ''),
-    paths: JSON.stringify(rows.paths),
     ...shardFacts,
-  });
-  const index: IndexFile = {
-    model,
-    engine: encoder.engine,
-    precision: precisionOf(encoder),
-    weightsDigest: encoder.weightsDigest,
-    embedDim: info.embedDim,
-    patchTokens,
-    preprocessing,
-    rows: rows.paths,
-    skipped,
   };
-  const indexPath = `${out}.index.json`;
-  await writeFile(`${indexPath}.tmp`, `${JSON.stringify(index, null, 1)}\n`);
-  await rename(`${indexPath}.tmp`, indexPath);
+}
+
+/** `<out>.index.json` without its rows and skips. */
+function indexFacts(encoder: FrozenImageEncoder, model: string, patchTokens: boolean, preprocessing: Record<string, unknown>): Omit<IndexFile, 'rows' | 'skipped'> {
+  return { model, engine: encoder.engine, precision: precisionOf(encoder), weightsDigest: encoder.weightsDigest, embedDim: encoder.info.embedDim, patchTokens, preprocessing };
 }
 
 export const encodeCommand: CliCommand = {
@@ -283,8 +243,11 @@ export const encodeCommand: CliCommand = {
     const encoder = await openEngine(engine, model, values, io, calibrate);
     const stop = watchStopSignals(io, 'encode');
     try {
-      const rows = await readExisting(out, encoder, patchTokens, source, shardFacts.shard);
-      const done = new Set(rows.paths);
+      const info = encoder.info;
+      const shapes = { embeds: [info.embedDim], ...(patchTokens ? { patchTokens: [info.gridSize, info.gridSize, info.visionWidth] } : {}) };
+      const facts = () => outputFacts(encoder, model, patchTokens, source.preprocessing, shardFacts);
+      const output = await EncodeOutput.open(out, facts, shapes, resumeCheck(encoder, patchTokens, source, shardFacts.shard));
+      const done = new Set(output.paths);
       const todo = images.filter((p) => !done.has(p));
       io.stdout.write(
         `encode: ${images.length} images, ${images.length - todo.length} already in ${out}, ${todo.length} to do ` +
@@ -297,21 +260,19 @@ export const encodeCommand: CliCommand = {
       for await (const { chunk, good, pixels } of source(todo, batch, encoder.info, skipped)) {
         if (good.length) {
           const result = await encoder.embed(pixels, good.length, { patchTokens });
-          rows.paths.push(...good);
-          rows.embeds.push(result.embeds);
-          if (patchTokens) rows.patches.push(result.patchTokens!);
+          output.add(good, result.embeds, result.patchTokens);
         }
         processed += chunk;
         progress.update(processed);
-        if (++batches % every === 0) await save(out, rows, encoder, model, patchTokens, skipped, source.preprocessing, shardFacts);
+        if (++batches % every === 0) await output.checkpoint();
         if (stop.requested && processed < todo.length) break;
       }
-      await save(out, rows, encoder, model, patchTokens, skipped, source.preprocessing, shardFacts);
+      await output.finish(indexFacts(encoder, model, patchTokens, source.preprocessing), skipped);
       if (stop.requested && processed < todo.length) {
-        io.stdout.write(`encode: stopped by ${stop.signal} after ${processed}/${todo.length} images; ${rows.paths.length} rows saved to ${out}; rerun the same command to continue\n`);
+        io.stdout.write(`encode: stopped by ${stop.signal} after ${processed}/${todo.length} images; ${output.paths.length} rows saved to ${out}; rerun the same command to continue\n`);
         return STOPPED_EXIT_CODE;
       }
-      io.stdout.write(`encode: wrote ${rows.paths.length} rows to ${out} (index ${out}.index.json)${skipped.length ? `; skipped ${skipped.length} unreadable image(s)` : ''}\n`);
+      io.stdout.write(`encode: wrote ${output.paths.length} rows to ${out} (index ${out}.index.json)${skipped.length ? `; skipped ${skipped.length} unreadable image(s)` : ''}\n`);
       return 0;
     } finally {
       stop.release();

@@ -13,9 +13,8 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { readSafetensors, UsageError, writeSafetensors, type CliIO } from '@dfd/core';
+import { concatSafetensors, SafetensorsFile, UsageError, type CliIO } from '@dfd/core';
 import { parseFlags } from './args.js';
-import { concatFloat32 } from '../float32.js';
 
 export interface Shard {
   index: number;
@@ -58,18 +57,20 @@ interface ShardFile {
   path: string;
   shard: Shard;
   metadata: Record<string, string>;
-  tensors: Awaited<ReturnType<typeof readSafetensors>>['tensors'];
   index: { rows: string[]; skipped: Array<{ path: string; reason: string }>; [key: string]: unknown };
 }
 
+/** A shard's settings and index; its tensors stay on disk (the merge streams them). */
 async function readShard(path: string): Promise<ShardFile> {
   if (!existsSync(path)) throw new UsageError(`shard ${path} does not exist (did its task run? \`dfd slurm status\` shows which failed)`);
-  const { tensors, metadata } = await readSafetensors(path);
+  const file = await SafetensorsFile.open(path);
+  const metadata = file.metadata;
+  await file.close();
   if (!metadata.shard) throw new UsageError(`${path} is not a shard (written without --shard K/N)`);
   const indexPath = `${path}.index.json`;
   if (!existsSync(indexPath)) throw new UsageError(`${path} has no ${indexPath} beside it; re-run its shard to rewrite it`);
   const index = JSON.parse(await readFile(indexPath, 'utf8')) as ShardFile['index'];
-  return { path, shard: parseShard(metadata.shard), metadata, tensors, index };
+  return { path, shard: parseShard(metadata.shard), metadata, index };
 }
 
 function checkShards(shards: ShardFile[]): void {
@@ -94,22 +95,14 @@ function checkShards(shards: ShardFile[]): void {
   if (missing.length) throw new UsageError(`missing shard(s) ${missing.map((k) => `${k}/${count}`).join(', ')}; pass all ${count}`);
 }
 
-function concatRows(shards: ShardFile[], name: string): { shape: number[]; data: Float32Array } {
-  const parts = shards.map((s) => s.tensors[name]!);
-  const rows = parts.reduce((n, t) => n + t.shape[0]!, 0);
-  return { shape: [rows, ...parts[0]!.shape.slice(1)], data: concatFloat32(parts.map((t) => t.data as Float32Array)) };
-}
-
-/** Joins shard files into the file (and index) an unsharded run over the same list writes. */
+/** Joins shard files into the file (and index) an unsharded run over the same list writes, streamed. */
 export async function mergeShards(out: string, paths: string[]): Promise<{ rows: number; skipped: number }> {
   const shards = (await Promise.all(paths.map(readShard))).sort((a, b) => a.shard.index - b.shard.index);
   checkShards(shards);
-  const tensorNames = Object.keys(shards[0]!.tensors);
-  const tensors = Object.fromEntries(tensorNames.map((name) => [name, concatRows(shards, name)]));
   const rows = shards.flatMap((s) => s.index.rows);
   const metadata = Object.fromEntries(Object.entries(shards[0]!.metadata).filter(([key]) => !SHARD_KEYS.includes(key)));
   metadata.paths = JSON.stringify(rows);
-  await writeSafetensors(out, tensors, metadata);
+  await concatSafetensors(out, shards.map((s) => s.path), metadata);
   const { rows: _rows, skipped: _skipped, ...rest } = shards[0]!.index;
   const skipped = shards.flatMap((s) => s.index.skipped);
   const indexPath = `${out}.index.json`;
