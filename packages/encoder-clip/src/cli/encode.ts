@@ -193,6 +193,35 @@ function indexFacts(encoder: FrozenImageEncoder, model: string, patchTokens: boo
   return { model, engine: encoder.engine, precision: precisionOf(encoder), weightsDigest: encoder.weightsDigest, embedDim: encoder.info.embedDim, patchTokens, preprocessing };
 }
 
+interface EncodeLoop {
+  source: PixelSource;
+  encoder: FrozenImageEncoder;
+  batch: number;
+  /** Save the new rows every this many batches. */
+  every: number;
+  patchTokens: boolean;
+  skipped: SkippedImage[];
+  progress: Progress;
+  stop: { readonly requested: boolean };
+}
+
+/** Encodes `todo` into `output`, stopping after the batch in flight when asked; returns the images consumed. */
+async function encodeInto(output: EncodeOutput, todo: string[], loop: EncodeLoop): Promise<number> {
+  let processed = 0;
+  let batches = 0;
+  for await (const { chunk, good, pixels } of loop.source(todo, loop.batch, loop.encoder.info, loop.skipped)) {
+    if (good.length) {
+      const result = await loop.encoder.embed(pixels, good.length, { patchTokens: loop.patchTokens });
+      output.add(good, result.embeds, result.patchTokens);
+    }
+    processed += chunk;
+    loop.progress.update(processed);
+    if (++batches % loop.every === 0) await output.checkpoint();
+    if (loop.stop.requested && processed < todo.length) break;
+  }
+  return processed;
+}
+
 export const encodeCommand: CliCommand = {
   name: 'encode',
   summary: 'Frozen CLIP image embeddings (and patch tokens) for many images, resumable, into safetensors',
@@ -254,19 +283,7 @@ export const encodeCommand: CliCommand = {
           `(${encoder.info.name}, ${encoder.engine}, ${precisionOf(encoder)}, batch ${batch}${shard ? `, shard ${shard.index}/${shard.count} of ${listed.length}` : ''})\n`,
       );
       const skipped: IndexFile['skipped'] = [];
-      const progress = new Progress(io, todo.length);
-      let processed = 0;
-      let batches = 0;
-      for await (const { chunk, good, pixels } of source(todo, batch, encoder.info, skipped)) {
-        if (good.length) {
-          const result = await encoder.embed(pixels, good.length, { patchTokens });
-          output.add(good, result.embeds, result.patchTokens);
-        }
-        processed += chunk;
-        progress.update(processed);
-        if (++batches % every === 0) await output.checkpoint();
-        if (stop.requested && processed < todo.length) break;
-      }
+      const processed = await encodeInto(output, todo, { source, encoder, batch, every, patchTokens, skipped, progress: new Progress(io, todo.length), stop });
       await output.finish(indexFacts(encoder, model, patchTokens, source.preprocessing), skipped);
       if (stop.requested && processed < todo.length) {
         io.stdout.write(`encode: stopped by ${stop.signal} after ${processed}/${todo.length} images; ${output.paths.length} rows saved to ${out}; rerun the same command to continue\n`);
