@@ -70,6 +70,27 @@ export async function sourceGraphFiles(graphDir: string): Promise<string[]> {
   return names.sort();
 }
 
+/**
+ * Source digests computed in this process, by folder and each file's size and mtime (the rule a manifest is
+ * trusted by): a read-only model folder, whose cache folder is named by the digest, is hashed once per
+ * process rather than once per slot (a slot is looked up again under the build lock, and `dfd predict`
+ * looks its graphs up twice). SD 1.5's UNet is 3.4 GB.
+ */
+const sourceDigests = new Map<string, Promise<string>>();
+
+function memoisedSourceDigest(graphDir: string, names: string[], files: Array<{ name: string; bytes: number; mtimeMs: number }>): () => Promise<string> {
+  const key = `${graphDir}\n${JSON.stringify(files)}`;
+  return () => {
+    let digest = sourceDigests.get(key);
+    if (!digest) {
+      digest = sha256Files(graphDir, names);
+      sourceDigests.set(key, digest);
+      digest.catch(() => sourceDigests.delete(key)); // a failed read is not remembered
+    }
+    return digest;
+  };
+}
+
 async function sha256Files(dir: string, names: string[]): Promise<string> {
   const all = createHash('sha256');
   for (const name of names) {
@@ -157,8 +178,7 @@ export async function quantizedGraphSlot(modelPath: string, spec: QuantizedGraph
   const names = await sourceGraphFiles(graphDir);
   const stats = await Promise.all(names.map((n) => stat(join(graphDir, n))));
   const files = names.map((name, i) => ({ name, bytes: stats[i]!.size, mtimeMs: stats[i]!.mtimeMs }));
-  let digest: string | undefined;
-  const sourceDigest = async () => (digest ??= await sha256Files(graphDir, names));
+  const sourceDigest = memoisedSourceDigest(graphDir, names, files);
   const dir = await outputDir(graphDir, names, sourceDigest, options.location !== 'cache');
   const path = join(dir, `${spec.base}.onnx`);
   const manifestPath = join(dir, `${spec.base}.manifest.json`);
