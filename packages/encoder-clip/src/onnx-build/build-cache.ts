@@ -177,18 +177,18 @@ async function cachedGraph(plan: GraphPlan): Promise<BuiltGraph | undefined> {
   return undefined;
 }
 
-async function buildGraph(plan: GraphPlan, options: EnsureGraphOptions, smoothAlpha: number): Promise<BuiltGraph> {
+/** Writes the graph and its manifest (the caller made `plan.dir` and holds the build lock). */
+async function buildGraph(plan: GraphPlan, options: EnsureGraphOptions): Promise<BuiltGraph> {
   const { precision, config, source, base } = plan;
   const calibration = options.calibration;
   options.log?.(`building the ${precision} ONNX vision tower of ${config.name} from ${source} into ${plan.dir}`);
   const started = performance.now();
-  await mkdir(plan.dir, { recursive: true });
   const method = calibration ? STATIC_INT8_METHOD : PRECISION_METHODS[precision];
   const sha256 = await plan.sourceDigest();
   const decided = { format: CLIP_ONNX_MANIFEST_FORMAT, graphVersion: CLIP_VISION_GRAPH_VERSION, precision, method, sha256, configSha256: plan.configSha256, calibration: plan.calibrationFacts };
   const graphDigest = createHash('sha256').update(JSON.stringify(decided)).digest('hex');
   const metadata = { 'dfd.precision': precision, 'dfd.source_sha256': sha256, 'dfd.digest': graphDigest };
-  const report = await writeGraphFiles(base, source, config, precision, metadata, calibration && { set: calibration, smoothAlpha, log: options.log, threads: options.threads });
+  const report = await writeGraphFiles(base, source, config, precision, metadata, calibration && plan.calibrationFacts ? { set: calibration, smoothAlpha: plan.calibrationFacts.smoothAlpha, log: options.log, threads: options.threads } : undefined);
   const manifest: BuiltGraphManifest = {
     format: CLIP_ONNX_MANIFEST_FORMAT,
     graphVersion: CLIP_VISION_GRAPH_VERSION,
@@ -214,10 +214,9 @@ async function buildGraph(plan: GraphPlan, options: EnsureGraphOptions, smoothAl
  * it once: the first holds `<graph>.lock` (`withBuildLock`), the others wait and then find it cached.
  */
 export async function ensureClipVisionOnnx(modelDir: string, precision: GraphPrecision, options: EnsureGraphOptions = {}): Promise<BuiltGraph> {
-  const smoothAlpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
-  const plan = await planGraph(modelDir, precision, options.calibration, smoothAlpha);
+  const plan = await planGraph(modelDir, precision, options.calibration, options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA);
   const cached = await cachedGraph(plan);
   if (cached) return cached;
   await mkdir(plan.dir, { recursive: true });
-  return withBuildLock(`${plan.base}.lock`, async () => (await cachedGraph(plan)) ?? buildGraph(plan, options, smoothAlpha), options.log ? { log: options.log } : {});
+  return withBuildLock(`${plan.base}.lock`, async () => (await cachedGraph(plan)) ?? buildGraph(plan, options), options.log ? { log: options.log } : {});
 }
