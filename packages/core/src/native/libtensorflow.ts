@@ -13,10 +13,10 @@
  * Everything is kept in a cache directory outside any repository (`~/.cache/dfd/tensorflow` by default),
  * one step at a time, each skipped when its output is already there: a second install is offline.
  */
-import { sha256File } from '../digest.js';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { sha256File } from '../digest.js';
 import { extractMember, listZip } from './zip.js';
 import { NativeInstallError, runTool, type Tool } from './tools.js';
 
@@ -72,7 +72,6 @@ export function layoutFor(cacheDir: string, variant: TensorflowVariant): Libtens
   const root = join(cacheDir, `libtensorflow-${LIBTENSORFLOW_VERSION}-${variant}`);
   return { libDir: join(root, 'lib'), includeDir: join(root, 'include'), addonDir: join(root, 'addon') };
 }
-
 
 /** A wheel the user passed must be exactly PyPI's file (checked before any tool is looked for). */
 export async function checkGivenWheel(wheel: string, variant: TensorflowVariant): Promise<string> {
