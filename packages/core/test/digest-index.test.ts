@@ -4,7 +4,7 @@ import { appendFile, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContentHashError, FileDigestIndex } from '@dfd/core';
+import { ContentHashError, FileDigestIndex, rememberedSha256, sha256File } from '@dfd/core';
 
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -65,5 +65,28 @@ describe('FileDigestIndex', () => {
     expect((await readFile(file, 'utf8')).trim().split('\n')).toHaveLength(1);
     await expect(reopened.digest(join(dir, 'gone.png'))).rejects.toThrow(ContentHashError);
     await expect(reopened.digest(join(dir, 'gone.png'))).rejects.toThrow(/gone\.png: ENOENT/);
+  });
+
+  it('sha256File reads small files whole and streams large ones, with the same digests', async () => {
+    const small = join(dir, 'small.bin');
+    const large = join(dir, 'large.bin'); // past the 4 MiB chunk, so it is streamed
+    await writeFile(small, 'tiny');
+    const bytes = Buffer.alloc((1 << 22) + 12345, 7).fill(3, 1000, 2000);
+    await writeFile(large, bytes);
+    expect(await sha256File(small)).toBe(sha('tiny'));
+    expect(await sha256File(large)).toBe(createHash('sha256').update(bytes).digest('hex'));
+  });
+
+  it('rememberedSha256 keeps model digests in <dfd cache>/file-digests.jsonl for later processes', async () => {
+    const cache = join(dir, 'cache');
+    const env = { DFD_CACHE_DIR: cache };
+    const weights = join(dir, 'weights.bin');
+    await writeFile(weights, 'model weights');
+    expect(await rememberedSha256(weights, env)).toBe(sha('model weights'));
+    // What a later process finds: the digest, read from the index without hashing.
+    hashed = [];
+    const later = await FileDigestIndex.open(join(cache, 'file-digests.jsonl'), { hash: counting });
+    expect(await later.digest(weights)).toBe(sha('model weights'));
+    expect(hashed).toEqual([]);
   });
 });

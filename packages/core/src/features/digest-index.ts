@@ -8,9 +8,10 @@
  * one small write, and a torn or unparsable line is skipped on load). The file is rewritten without stale
  * lines when they outnumber live ones.
  */
-import { createHash } from 'node:crypto';
 import { appendFile, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { dfdCacheDir } from '../cache-dir.js';
+import { sha256File } from '../digest.js';
 import { ContentHashError } from './content-hash.js';
 
 interface Entry {
@@ -26,9 +27,6 @@ export interface DigestIndexOptions {
   hash?: (path: string) => Promise<string>;
 }
 
-async function sha256File(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
-}
 
 export class FileDigestIndex {
   private readonly entries = new Map<string, Entry>();
@@ -104,4 +102,26 @@ export class FileDigestIndex {
     await rename(tmp, this.file);
     this.staleLines = 0;
   }
+}
+
+/** One index per cache folder, shared by every caller in the process. */
+const sharedIndexes = new Map<string, Promise<FileDigestIndex>>();
+
+/**
+ * The sha256 of a file, remembered across processes in `<dfd cache>/file-digests.jsonl` (`dfdCacheDir`):
+ * model weights (a 3.4 GB Stable Diffusion UNet, a 1.7 GB CLIP) are hashed once per machine, not once per
+ * process, while the file is unchanged. A cache folder that cannot be written only costs the hashing again.
+ */
+export async function rememberedSha256(path: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const file = join(dfdCacheDir(env), 'file-digests.jsonl');
+  let shared = sharedIndexes.get(file);
+  if (!shared) {
+    shared = FileDigestIndex.open(file);
+    sharedIndexes.set(file, shared);
+  }
+  const index = await shared.catch(() => undefined); // an unreadable index (or one that cannot be compacted): hash
+  if (!index) return sha256File(path);
+  const digest = await index.digest(path);
+  await index.flush().catch(() => undefined);
+  return digest;
 }

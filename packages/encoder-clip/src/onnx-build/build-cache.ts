@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { access, constants, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dfdCacheDir, SafetensorsFile, sha256File, withBuildLock } from '@dfd/core';
+import { dfdCacheDir, rememberedSha256, SafetensorsFile, withBuildLock } from '@dfd/core';
 import { readClipConfig, type ClipConfig } from '../config.js';
 import { OnnxGraphBuilder } from './graph-builder.js';
 import { CLIP_VISION_GRAPH_VERSION, writeClipVisionGraph, type GraphPrecision, type GraphReport } from './clip-vision-graph.js';
@@ -157,7 +157,7 @@ async function planGraph(modelDir: string, precision: GraphPrecision, calibratio
     throw new Error(`${modelDir} has no model.safetensors: the ONNX vision tower is built from a Hugging Face CLIP folder (config.json + model.safetensors)`);
   }
   let digest: string | undefined;
-  const sourceDigest = async () => (digest ??= await sha256File(source));
+  const sourceDigest = async () => (digest ??= await rememberedSha256(source)); // remembered across processes: a read-only folder's cache is named by it
   const dir = await outputDir(modelDir, sourceDigest);
   // Each calibration set is its own graph: several can sit side by side in the cache.
   const calibrationFacts = calibration ? { images: calibration.images, sha256: calibration.sha256, method: CALIBRATION_METHOD, smoothAlpha } : null;

@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import { access, constants, copyFile, link, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { dfdCacheDir, sha256File, withBuildLock } from '@dfd/core';
+import { dfdCacheDir, rememberedSha256, withBuildLock } from '@dfd/core';
 import { quantizeOnnxMatMuls } from '@dfd/encoder-clip';
 
 export const SD_INT8_MANIFEST_FORMAT = 'dfd-sd-int8/1';
@@ -70,31 +70,11 @@ export async function sourceGraphFiles(graphDir: string): Promise<string[]> {
   return names.sort();
 }
 
-/**
- * Source digests computed in this process, by folder and each file's size and mtime (the rule a manifest is
- * trusted by): a read-only model folder, whose cache folder is named by the digest, is hashed once per
- * process rather than once per slot (a slot is looked up again under the build lock, and `dfd predict`
- * looks its graphs up twice). SD 1.5's UNet is 3.4 GB.
- */
-const sourceDigests = new Map<string, Promise<string>>();
-
-function memoisedSourceDigest(graphDir: string, names: string[], files: Array<{ name: string; bytes: number; mtimeMs: number }>): () => Promise<string> {
-  const key = `${graphDir}\n${JSON.stringify(files)}`;
-  return () => {
-    let digest = sourceDigests.get(key);
-    if (!digest) {
-      digest = sha256Files(graphDir, names);
-      sourceDigests.set(key, digest);
-      digest.catch(() => sourceDigests.delete(key)); // a failed read is not remembered
-    }
-    return digest;
-  };
-}
-
+/** One digest over a graph's files; each file's digest is remembered across processes (a read-only model folder's cache folder is named by it). */
 async function sha256Files(dir: string, names: string[]): Promise<string> {
   const all = createHash('sha256');
   for (const name of names) {
-    all.update(`${name}:${await sha256File(join(dir, name))}\n`);
+    all.update(`${name}:${await rememberedSha256(join(dir, name))}\n`);
   }
   return all.digest('hex');
 }
@@ -178,7 +158,8 @@ export async function quantizedGraphSlot(modelPath: string, spec: QuantizedGraph
   const names = await sourceGraphFiles(graphDir);
   const stats = await Promise.all(names.map((n) => stat(join(graphDir, n))));
   const files = names.map((name, i) => ({ name, bytes: stats[i]!.size, mtimeMs: stats[i]!.mtimeMs }));
-  const sourceDigest = memoisedSourceDigest(graphDir, names, files);
+  let digest: string | undefined;
+  const sourceDigest = async () => (digest ??= await sha256Files(graphDir, names));
   const dir = await outputDir(graphDir, names, sourceDigest, options.location !== 'cache');
   const path = join(dir, `${spec.base}.onnx`);
   const manifestPath = join(dir, `${spec.base}.manifest.json`);

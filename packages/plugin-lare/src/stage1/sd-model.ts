@@ -8,10 +8,10 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
-import { dfdCacheDir, sha256File } from '@dfd/core';
+import { rememberedSha256 } from '@dfd/core';
 import { ClipTokenizer } from '@dfd/encoder-clip';
 import { alphasCumprod, readScheduleConfig, type ScheduleConfig } from './schedule.js';
 import { createLareSession, inputType, type SessionOptions } from './session.js';
@@ -79,29 +79,16 @@ async function graphFiles(dir: string): Promise<string[]> {
 }
 
 /**
- * The weights digest, cached by (path, size, mtime) in `~/.cache/dfd/sd-digests/` (not in the model folder,
- * which may be read-only or shared): hashing SD 1.5's 3.4 GB UNet takes seconds, and shards on many machines
- * must agree on it, so it is a content hash, not a file date.
+ * The weights digest: SHA-256 over every graph file's own digest. Those are remembered across processes by
+ * path, size, mtime, ctime and inode (core's `rememberedSha256`, `<dfd cache>/file-digests.jsonl`; not in the
+ * model folder, which may be read-only or shared): hashing SD 1.5's 3.4 GB UNet takes seconds, and shards on
+ * many machines must agree on it, so it is a content hash, not a file date.
  */
 async function modelDigest(dir: string): Promise<string> {
   const files = (await Promise.all(GRAPHS.map((g) => graphFiles(join(dir, g))))).flat();
-  const stats = await Promise.all(files.map((f) => stat(f)));
-  const key = files.map((f, i) => `${f}:${stats[i]!.size}:${stats[i]!.mtimeMs}`).join('|');
-  const cacheDir = join(dfdCacheDir(), 'sd-digests');
-  const cachePath = join(cacheDir, `${createHash('sha256').update(dir).digest('hex').slice(0, 16)}.json`);
-  try {
-    const cached = JSON.parse(await readFile(cachePath, 'utf8')) as { key: string; digest: string };
-    if (cached.key === key) return cached.digest;
-  } catch {
-    // no cache yet
-  }
   const hash = createHash('sha256');
-  for (const file of files) hash.update(`${file.slice(dir.length)}:${await sha256File(file)}\n`);
-  const digest = hash.digest('hex');
-  await mkdir(cacheDir, { recursive: true })
-    .then(() => writeFile(cachePath, JSON.stringify({ key, digest })))
-    .catch(() => undefined); // no writable home: just re-hash next time
-  return digest;
+  for (const file of files) hash.update(`${file.slice(dir.length)}:${await rememberedSha256(file)}\n`);
+  return hash.digest('hex');
 }
 
 /**
